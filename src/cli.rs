@@ -1,0 +1,81 @@
+//! The command line, parsed by clap. This is the raw form; [`crate::app`] validates it and
+//! builds what each command needs.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tikrelay",
+    version,
+    about = "Local TikTok LIVE event relay: JSON events, OBS overlays, alert queues",
+    long_about = "tikrelay connects to a TikTok LIVE stream (or a synthetic demo stream), turns what \
+happens into JSON events and serves overlay pages plus an event websocket on one local address \
+for OBS browser sources."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a synthetic stream (no TikTok account needed): the quickest way to see overlays work.
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Synthetic messages per second; 0 sends none (only events from /api/test).
+    #[arg(long, default_value_t = 4.0)]
+    pub rate: f64,
+    /// Seed of the synthetic stream: the same seed gives the same stream.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct CommonArgs {
+    /// Address to listen on. Keep 127.0.0.1 unless OBS runs on another machine.
+    #[arg(
+        long,
+        global = true,
+        default_value = "127.0.0.1",
+        env = "TIKRELAY_HOST"
+    )]
+    pub host: String,
+    /// Port to listen on; 0 picks a free one (the listening line shows it).
+    #[arg(long, global = true, default_value_t = 8642, env = "TIKRELAY_PORT")]
+    pub port: u16,
+    /// Folder of theme folders, served and hot-reloaded; shadows built-in themes of the same name.
+    #[arg(long, global = true)]
+    pub overlays: Option<PathBuf>,
+    /// Folder of shared templates (layout.hbs, dashboard.hbs, partials/).
+    #[arg(long, global = true)]
+    pub templates: Option<PathBuf>,
+    /// Seconds without a message after which an open gift combo ends.
+    #[arg(long, global = true, default_value_t = 10.0)]
+    pub combo_timeout: f64,
+    /// More log output (-v debug, -vv trace). RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Less log output (-q warnings only, -qq errors only).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "verbose")]
+    pub quiet: u8,
+}
+
+impl CommonArgs {
+    /// The tracing filter these flags ask for.
+    pub fn log_filter(&self) -> &'static str {
+        match (self.verbose, self.quiet) {
+            (0, 0) => "info",
+            (1, _) => "debug",
+            (v, _) if v >= 2 => "trace",
+            (_, 1) => "warn",
+            _ => "error",
+        }
+    }
+}

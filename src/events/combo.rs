@@ -1,0 +1,293 @@
+//! Gift streaks ("combos"): turns TikTok's repeated gift messages into `combo` progress events
+//! and exactly one final `gift` per streak.
+//!
+//! TikTok repeats a streakable gift's message with a growing cumulative `repeat_count`, then
+//! sends it once more with `repeat_end = 1`. That last message is sometimes lost, so a combo
+//! with no message for the timeout is ended by the clock. Time is tokio time, so tests run
+//! with paused time. A key that has ended remembers its final count: repeats and a late
+//! `repeat_end` add nothing, and a message with a higher count (the streak went on after a
+//! timeout) opens a follow-up combo that counts only the new units, so every unit reaches
+//! totals and triggers once.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::{EndReason, Event, EventKind, GiftInfo, Source, User, now_ms};
+
+/// How long an open combo waits for its next message before it ends by timeout.
+pub const DEFAULT_COMBO_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How many ended combos are remembered to ignore their late messages.
+const CLOSED_CAPACITY: usize = 4096;
+
+/// A decoded gift message, reduced to what the combo rules need.
+#[derive(Debug, Clone)]
+pub struct GiftMessage {
+    /// Event id (TikTok msg_id).
+    pub id: String,
+    pub ts: i64,
+    pub source: Source,
+    pub room_id: Option<String>,
+    pub user: Option<User>,
+    pub gift: GiftInfo,
+    pub group_id: i64,
+    /// Cumulative count within the streak.
+    pub repeat_count: u64,
+    pub repeat_end: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct ComboKey {
+    user_id: String,
+    gift_id: u64,
+    group_id: i64,
+}
+
+impl ComboKey {
+    fn name(&self) -> String {
+        format!("{}-{}-{}", self.user_id, self.gift_id, self.group_id)
+    }
+}
+
+#[derive(Debug)]
+struct OpenCombo {
+    combo_id: String,
+    gift: GiftInfo,
+    user: Option<User>,
+    room_id: Option<String>,
+    source: Source,
+    /// TikTok's cumulative count at the last message.
+    cumulative: u64,
+    /// Units already reported by earlier combos of the same key (after a timeout).
+    base: u64,
+    deadline: Instant,
+}
+
+impl OpenCombo {
+    fn count(&self) -> u64 {
+        self.cumulative - self.base
+    }
+}
+
+#[derive(Debug)]
+struct ClosedCombo {
+    /// Cumulative count already reported as gifts.
+    reported: u64,
+    /// How many combos this key has had; names follow-up combos.
+    generation: u32,
+}
+
+/// Tracks open streaks and emits `combo` and `gift` events.
+#[derive(Debug)]
+pub struct ComboTracker {
+    timeout: Duration,
+    open: HashMap<ComboKey, OpenCombo>,
+    closed: HashMap<ComboKey, ClosedCombo>,
+    closed_order: VecDeque<ComboKey>,
+}
+
+impl Default for ComboTracker {
+    fn default() -> Self {
+        ComboTracker::new(DEFAULT_COMBO_TIMEOUT)
+    }
+}
+
+impl ComboTracker {
+    pub fn new(timeout: Duration) -> ComboTracker {
+        ComboTracker {
+            timeout,
+            open: HashMap::new(),
+            closed: HashMap::new(),
+            closed_order: VecDeque::new(),
+        }
+    }
+
+    /// Number of combos still waiting for their end.
+    pub fn open_count(&self) -> usize {
+        self.open.len()
+    }
+
+    /// When the next open combo times out, if any.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.open.values().map(|c| c.deadline).min()
+    }
+
+    /// Applies one gift message.
+    pub fn observe(&mut self, msg: GiftMessage, now: Instant, out: &mut Vec<Event>) {
+        if !msg.gift.streakable {
+            let count = msg.repeat_count.max(1);
+            out.push(gift_event(
+                msg.id,
+                msg.ts,
+                msg.source,
+                msg.room_id,
+                msg.user,
+                msg.gift,
+                count,
+                None,
+            ));
+            return;
+        }
+        let key = ComboKey {
+            user_id: msg.user.as_ref().map(|u| u.id.clone()).unwrap_or_default(),
+            gift_id: msg.gift.id,
+            group_id: msg.group_id,
+        };
+        let deadline = now + self.timeout;
+        if let Some(open) = self.open.get_mut(&key) {
+            let grew = msg.repeat_count > open.cumulative;
+            if !grew && !msg.repeat_end {
+                return; // a repeat or an older message
+            }
+            open.cumulative = open.cumulative.max(msg.repeat_count);
+            open.deadline = deadline;
+            if msg.user.is_some() {
+                open.user = msg.user;
+            }
+            if msg.repeat_end {
+                let open = self.open.remove(&key).expect("present");
+                self.finish(key, open, EndReason::RepeatEnd, msg.id, msg.ts, out);
+            } else {
+                out.push(combo_event(open, msg.id, msg.ts, false, None));
+            }
+            return;
+        }
+        let (base, combo_id) = match self.closed.get(&key) {
+            Some(closed) if msg.repeat_count <= closed.reported => return, // late or repeated
+            Some(closed) => (
+                closed.reported,
+                format!("{}~{}", key.name(), closed.generation + 1),
+            ),
+            None => (0, key.name()),
+        };
+        let open = OpenCombo {
+            combo_id,
+            gift: msg.gift,
+            user: msg.user,
+            room_id: msg.room_id,
+            source: msg.source,
+            cumulative: msg.repeat_count.max(base + 1),
+            base,
+            deadline,
+        };
+        if msg.repeat_end {
+            self.finish(key, open, EndReason::RepeatEnd, msg.id, msg.ts, out);
+        } else {
+            out.push(combo_event(&open, msg.id, msg.ts, false, None));
+            self.open.insert(key, open);
+        }
+    }
+
+    /// Ends every combo whose deadline has passed.
+    pub fn expire(&mut self, now: Instant, out: &mut Vec<Event>) {
+        let mut due: Vec<ComboKey> = self
+            .open
+            .iter()
+            .filter(|(_, c)| c.deadline <= now)
+            .map(|(k, _)| k.clone())
+            .collect();
+        if due.is_empty() {
+            return;
+        }
+        due.sort_by_key(|k| self.open[k].deadline);
+        for key in due {
+            let open = self.open.remove(&key).expect("present");
+            let id = format!("{}:timeout", open.combo_id);
+            self.finish(key, open, EndReason::Timeout, id, now_ms(), out);
+        }
+    }
+
+    fn finish(
+        &mut self,
+        key: ComboKey,
+        open: OpenCombo,
+        reason: EndReason,
+        id: String,
+        ts: i64,
+        out: &mut Vec<Event>,
+    ) {
+        out.push(combo_event(&open, id, ts, true, Some(reason)));
+        let generation = self.closed.get(&key).map_or(1, |c| c.generation + 1);
+        if !self.closed.contains_key(&key) {
+            self.closed_order.push_back(key.clone());
+        }
+        self.closed.insert(
+            key,
+            ClosedCombo {
+                reported: open.cumulative,
+                generation,
+            },
+        );
+        while self.closed_order.len() > CLOSED_CAPACITY {
+            if let Some(old) = self.closed_order.pop_front() {
+                self.closed.remove(&old);
+            }
+        }
+        let gift_id = format!("{}:gift", open.combo_id);
+        let count = open.count();
+        out.push(gift_event(
+            gift_id,
+            ts,
+            open.source,
+            open.room_id,
+            open.user,
+            open.gift,
+            count,
+            Some(open.combo_id),
+        ));
+    }
+}
+
+fn combo_event(
+    open: &OpenCombo,
+    id: String,
+    ts: i64,
+    ended: bool,
+    end_reason: Option<EndReason>,
+) -> Event {
+    Event {
+        v: super::FORMAT_VERSION,
+        kind: EventKind::Combo {
+            gift: open.gift.clone(),
+            combo_id: open.combo_id.clone(),
+            count: open.count(),
+            ended,
+            end_reason,
+        },
+        id,
+        ts,
+        source: open.source,
+        room_id: open.room_id.clone(),
+        user: open.user.clone(),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn gift_event(
+    id: String,
+    ts: i64,
+    source: Source,
+    room_id: Option<String>,
+    user: Option<User>,
+    gift: GiftInfo,
+    count: u64,
+    combo_id: Option<String>,
+) -> Event {
+    let diamonds_total = gift.diamonds.saturating_mul(count);
+    Event {
+        v: super::FORMAT_VERSION,
+        kind: EventKind::Gift {
+            gift,
+            count,
+            diamonds_total,
+            combo_id,
+        },
+        id,
+        ts,
+        source,
+        room_id,
+        user,
+    }
+}

@@ -1,0 +1,533 @@
+//! Turns decoded webcast messages into [`Event`]s.
+//!
+//! The rules follow what the two reference clients do (protocol.md section 3), minus their
+//! known bugs: follow and share come from a *social* message's display-text key (not from any
+//! message whose key happens to contain "follow"), super fans from the barrage's `Text.key`,
+//! pause/resume/end from control actions. A method the hand-written rules do not cover but the
+//! schema knows becomes a `webcast` event carrying every decoded field; a method the schema does
+//! not know becomes `unknown`. A message that fails to decode is an error value for that message
+//! only. Messages seen before (same `msg_id`) are dropped first; gifts then go through the combo
+//! tracker.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use prost::Message;
+use prost_reflect::{DescriptorPool, DynamicMessage};
+use tokio::time::Instant;
+
+use super::combo::{ComboTracker, GiftMessage};
+use super::dedupe::Dedupe;
+use super::{BattlePhase, BattleTeam, Event, EventKind, GiftInfo, Source, User, local_id, now_ms};
+use crate::proto;
+
+/// A message that could not be turned into events. The stream goes on without it.
+#[derive(Debug, thiserror::Error)]
+#[error("{method} payload does not decode ({source}); message skipped")]
+pub struct MessageError {
+    pub method: String,
+    #[source]
+    pub source: prost::DecodeError,
+}
+
+/// Counters a source can report (and the replay benchmark prints).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct NormaliseStats {
+    pub messages: u64,
+    pub duplicates: u64,
+    pub undecodable: u64,
+}
+
+pub struct Normaliser {
+    source: Source,
+    room_id: Option<String>,
+    dedupe: Dedupe,
+    combos: ComboTracker,
+    stats: NormaliseStats,
+}
+
+impl Normaliser {
+    pub fn new(source: Source, combo_timeout: Duration) -> Normaliser {
+        Normaliser {
+            source,
+            room_id: None,
+            dedupe: Dedupe::default(),
+            combos: ComboTracker::new(combo_timeout),
+            stats: NormaliseStats::default(),
+        }
+    }
+
+    /// The room events belong to when a message does not say.
+    pub fn set_room_id(&mut self, room_id: Option<String>) {
+        self.room_id = room_id;
+    }
+
+    pub fn source(&self) -> Source {
+        self.source
+    }
+
+    pub fn stats(&self) -> NormaliseStats {
+        self.stats
+    }
+
+    /// When the next open combo times out.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.combos.next_deadline()
+    }
+
+    /// Ends combos whose timeout has passed.
+    pub fn expire(&mut self, now: Instant, out: &mut Vec<Event>) {
+        self.combos.expire(now, out);
+    }
+
+    /// Normalises every message of a fetch result. Messages that fail are returned as errors
+    /// after the others were processed.
+    pub fn fetch_result(
+        &mut self,
+        result: &proto::ProtoMessageFetchResult,
+        now: Instant,
+        out: &mut Vec<Event>,
+    ) -> Vec<MessageError> {
+        let mut errors = Vec::new();
+        for msg in &result.messages {
+            if let Err(e) = self.message(msg, now, out) {
+                errors.push(e);
+            }
+        }
+        errors
+    }
+
+    /// Normalises one message.
+    pub fn message(
+        &mut self,
+        msg: &proto::BaseProtoMessage,
+        now: Instant,
+        out: &mut Vec<Event>,
+    ) -> Result<(), MessageError> {
+        self.stats.messages += 1;
+        let result = self.decode(msg, now, out);
+        if result.is_err() {
+            self.stats.undecodable += 1;
+        }
+        result
+    }
+
+    fn decode(
+        &mut self,
+        msg: &proto::BaseProtoMessage,
+        now: Instant,
+        out: &mut Vec<Event>,
+    ) -> Result<(), MessageError> {
+        let bytes = msg.payload.as_slice();
+        let err = |source| MessageError {
+            method: msg.method.clone(),
+            source,
+        };
+        macro_rules! decode {
+            ($ty:ty) => {
+                <$ty>::decode(bytes).map_err(err)?
+            };
+        }
+        match msg.method.as_str() {
+            "WebcastChatMessage" => {
+                let m = decode!(proto::WebcastChatMessage);
+                if let Some(env) = self.envelope(msg, m.common.as_ref()) {
+                    out.push(env.event(EventKind::Comment { text: m.content }, user(m.user)));
+                }
+            }
+            "WebcastEmoteChatMessage" => {
+                let m = decode!(proto::WebcastEmoteChatMessage);
+                if let Some(env) = self.envelope(msg, m.common.as_ref()) {
+                    let emote_ids = m.emote_list.into_iter().map(|e| e.emote_id).collect();
+                    out.push(env.event(EventKind::Emote { emote_ids }, user(m.user)));
+                }
+            }
+            "WebcastSocialMessage" => {
+                let m = decode!(proto::WebcastSocialMessage);
+                let key = display_key(m.common.as_ref());
+                let kind = if key.contains("follow") {
+                    EventKind::Follow
+                } else if key.contains("share") {
+                    EventKind::Share
+                } else {
+                    return self.pass_through(msg, m.common.as_ref(), out);
+                };
+                if let Some(env) = self.envelope(msg, m.common.as_ref()) {
+                    out.push(env.event(kind, user(m.user)));
+                }
+            }
+            "WebcastLikeMessage" => {
+                let m = decode!(proto::WebcastLikeMessage);
+                if let Some(env) = self.envelope(msg, m.common.as_ref()) {
+                    let kind = EventKind::Like {
+                        count: m.count.max(0) as u64,
+                        total: m.total.max(0) as u64,
+                    };
+                    out.push(env.event(kind, user(m.user)));
+                }
+            }
+            "WebcastMemberMessage" => {
+                let m = decode!(proto::WebcastMemberMessage);
+                // Action 1 is "joined" in every published schema; other values disagree
+                // between schema versions, so they pass through undecided.
+                if m.action > 1 {
+                    return self.pass_through(msg, m.common.as_ref(), out);
+                }
+                if let Some(env) = self.envelope(msg, m.common.as_ref()) {
+                    let kind = EventKind::Join {
+                        member_count: m.member_count.max(0) as u64,
+                    };
+                    out.push(env.event(kind, user(m.user)));
+                }
+            }
+            "WebcastRoomUserSeqMessage" => {
+                let m = decode!(proto::WebcastRoomUserSeqMessage);
+                if let Some(env) = self.envelope(msg, m.common.as_ref()) {
+                    let kind = EventKind::Viewers {
+                        viewers: m.total.max(0) as u64,
+                        total_viewers: m.total_user.max(0) as u64,
+                    };
+                    out.push(env.event(kind, None));
+                }
+            }
+            "WebcastControlMessage" => {
+                let m = decode!(proto::WebcastControlMessage);
+                let kind = match m.action {
+                    1 => EventKind::LivePaused,
+                    2 => EventKind::LiveResumed,
+                    3 | 4 => EventKind::LiveEnded,
+                    _ => return self.pass_through(msg, m.common.as_ref(), out),
+                };
+                if let Some(env) = self.envelope(msg, m.common.as_ref()) {
+                    out.push(env.event(kind, None));
+                }
+            }
+            "WebcastGiftMessage" => {
+                let m = decode!(proto::WebcastGiftMessage);
+                if let Some(env) = self.envelope(msg, m.common.as_ref()) {
+                    let gift = gift_info(m.gift.as_ref(), m.gift_id);
+                    let gift_msg = GiftMessage {
+                        id: env.id,
+                        ts: env.ts,
+                        source: self.source,
+                        room_id: env.room_id,
+                        user: user(m.user),
+                        gift,
+                        group_id: m.group_id,
+                        repeat_count: m.repeat_count.max(0) as u64,
+                        repeat_end: m.repeat_end == 1,
+                    };
+                    self.combos.observe(gift_msg, now, out);
+                }
+            }
+            "WebcastBarrageMessage" => {
+                let m = decode!(proto::WebcastBarrageMessage);
+                let keys = [m.content.as_ref(), m.common_barrage_content.as_ref()];
+                let super_fan = keys
+                    .iter()
+                    .flatten()
+                    .any(|t| t.key.to_ascii_lowercase().contains("ttlive_superfan"));
+                if !super_fan {
+                    return self.pass_through(msg, m.common.as_ref(), out);
+                }
+                if let Some(env) = self.envelope(msg, m.common.as_ref()) {
+                    out.push(env.event(EventKind::SuperFan, user(m.user)));
+                }
+            }
+            "WebcastSubNotifyMessage" => {
+                let m = decode!(proto::WebcastSubNotifyMessage);
+                if let Some(env) = self.envelope(msg, m.common.as_ref()) {
+                    let months = (m.sub_month > 0).then_some(m.sub_month as u64);
+                    out.push(env.event(EventKind::Subscribe { months }, user(m.user)));
+                }
+            }
+            "WebcastLinkMicBattle" => {
+                let m = decode!(proto::WebcastLinkMicBattle);
+                let phase = match m.action {
+                    5 | 6 => BattlePhase::End,
+                    _ if !m.battle_result.is_empty() => BattlePhase::End,
+                    _ => BattlePhase::Start,
+                };
+                if let Some(env) = self.envelope(msg, m.common.as_ref()) {
+                    let teams = battle_teams(&m);
+                    let kind = EventKind::Battle {
+                        phase,
+                        battle_id: m.battle_id.to_string(),
+                        teams,
+                    };
+                    out.push(env.event(kind, None));
+                }
+            }
+            "WebcastLinkMicArmies" => {
+                let m = decode!(proto::WebcastLinkMicArmies);
+                let phase = if m.trigger_reason == 2 {
+                    BattlePhase::End
+                } else {
+                    BattlePhase::Score
+                };
+                if let Some(env) = self.envelope(msg, m.common.as_ref()) {
+                    let teams = m
+                        .armies
+                        .iter()
+                        .map(|(host_id, armies)| BattleTeam {
+                            host: User {
+                                id: host_id.to_string(),
+                                ..User::default()
+                            },
+                            score: armies.hostscore.max(0) as u64,
+                        })
+                        .collect();
+                    let kind = EventKind::Battle {
+                        phase,
+                        battle_id: m.battle_id.to_string(),
+                        teams,
+                    };
+                    out.push(env.event(kind, None));
+                }
+            }
+            "WebcastEnvelopeMessage" => {
+                let m = decode!(proto::WebcastEnvelopeMessage);
+                // display 2 hides a chest that was already announced.
+                if m.display == 2 {
+                    return self.pass_through(msg, m.common.as_ref(), out);
+                }
+                if let Some(env) = self.envelope(msg, m.common.as_ref()) {
+                    let info = m.envelope_info.unwrap_or_default();
+                    let sender = (!info.send_user_id.is_empty() || !info.send_user_name.is_empty())
+                        .then(|| User {
+                            id: info.send_user_id.clone(),
+                            unique_id: String::new(),
+                            nickname: info.send_user_name.clone(),
+                            avatar_url: image_url(info.send_user_avatar.as_ref()),
+                        });
+                    let kind = EventKind::Envelope {
+                        diamonds: info.diamond_count.max(0) as u64,
+                        people: info.people_count.max(0) as u64,
+                    };
+                    out.push(env.event(kind, sender));
+                }
+            }
+            "WebcastQuestionNewMessage" => {
+                let m = decode!(proto::WebcastQuestionNewMessage);
+                if let Some(env) = self.envelope(msg, m.common.as_ref()) {
+                    let q = m.data.unwrap_or_default();
+                    out.push(env.event(EventKind::Question { text: q.content }, user(q.user)));
+                }
+            }
+            "WebcastRoomPinMessage" => {
+                let m = decode!(proto::WebcastRoomPinMessage);
+                if m.action == 2 {
+                    return self.pass_through(msg, m.common.as_ref(), out);
+                }
+                if let Some(env) = self.envelope(msg, m.common.as_ref()) {
+                    let chat = m.chat_message.unwrap_or_default();
+                    let kind = EventKind::Pin { text: chat.content };
+                    out.push(env.event(kind, user(chat.user)));
+                }
+            }
+            _ => return self.pass_through(msg, None, out),
+        }
+        Ok(())
+    }
+
+    /// A message without a rule of its own: `webcast` with all fields when the schema knows the
+    /// method, `unknown` otherwise.
+    fn pass_through(
+        &mut self,
+        msg: &proto::BaseProtoMessage,
+        common: Option<&proto::CommonMessageData>,
+        out: &mut Vec<Event>,
+    ) -> Result<(), MessageError> {
+        let descriptor = descriptor_pool().get_message_by_name(&format!("webcast.{}", msg.method));
+        let kind = match descriptor {
+            Some(desc) => {
+                let dynamic =
+                    DynamicMessage::decode(desc, msg.payload.as_slice()).map_err(|source| {
+                        MessageError {
+                            method: msg.method.clone(),
+                            source,
+                        }
+                    })?;
+                let data = serde_json::to_value(&dynamic).unwrap_or(serde_json::Value::Null);
+                EventKind::Webcast {
+                    method: msg.method.clone(),
+                    data,
+                }
+            }
+            None => EventKind::Unknown {
+                method: msg.method.clone(),
+            },
+        };
+        // Every webcast message carries the common header at field 1, so its id and time can be
+        // read even from a message this relay has no rule for.
+        let common = match common {
+            Some(c) => Some(c.clone()),
+            None => CommonOnly::decode(msg.payload.as_slice())
+                .ok()
+                .and_then(|m| m.common),
+        };
+        if let Some(env) = self.envelope(msg, common.as_ref()) {
+            out.push(env.event(kind, None));
+        }
+        Ok(())
+    }
+
+    /// The envelope for a message, or `None` when its id was seen before.
+    fn envelope(
+        &mut self,
+        msg: &proto::BaseProtoMessage,
+        common: Option<&proto::CommonMessageData>,
+    ) -> Option<Envelope> {
+        let common_id = common.map_or(0, |c| c.msg_id);
+        let msg_id = if common_id != 0 {
+            common_id
+        } else {
+            msg.msg_id
+        };
+        if !self.dedupe.first_time(msg_id) {
+            self.stats.duplicates += 1;
+            return None;
+        }
+        let id = if msg_id != 0 {
+            msg_id.to_string()
+        } else {
+            local_id("msg")
+        };
+        let ts = common
+            .map(|c| c.create_time)
+            .filter(|&t| t > 0)
+            .unwrap_or_else(now_ms);
+        let room_id = common
+            .map(|c| c.room_id)
+            .filter(|&r| r != 0)
+            .map(|r| r.to_string())
+            .or_else(|| self.room_id.clone());
+        Some(Envelope {
+            id,
+            ts,
+            source: self.source,
+            room_id,
+        })
+    }
+}
+
+/// Field 1 of any webcast message.
+#[derive(Clone, PartialEq, prost::Message)]
+struct CommonOnly {
+    #[prost(message, optional, tag = "1")]
+    common: Option<proto::CommonMessageData>,
+}
+
+struct Envelope {
+    id: String,
+    ts: i64,
+    source: Source,
+    room_id: Option<String>,
+}
+
+impl Envelope {
+    fn event(self, kind: EventKind, user: Option<User>) -> Event {
+        Event {
+            v: super::FORMAT_VERSION,
+            kind,
+            id: self.id,
+            ts: self.ts,
+            source: self.source,
+            room_id: self.room_id,
+            user,
+        }
+    }
+}
+
+/// The schema compiled into the binary, for descriptor-driven decoding.
+pub fn descriptor_pool() -> &'static DescriptorPool {
+    static POOL: OnceLock<DescriptorPool> = OnceLock::new();
+    POOL.get_or_init(|| {
+        DescriptorPool::decode(crate::proto::FILE_DESCRIPTOR_SET)
+            .expect("the descriptor set built by build.rs decodes")
+    })
+}
+
+fn display_key(common: Option<&proto::CommonMessageData>) -> String {
+    common
+        .and_then(|c| c.display_text.as_ref())
+        .map(|t| t.key.to_ascii_lowercase())
+        .unwrap_or_default()
+}
+
+/// A proto user as overlays see it. A message without a user (or with an all-empty one) has
+/// no `user` field.
+pub fn user(u: Option<proto::User>) -> Option<User> {
+    let u = u?;
+    let id = if !u.id_str.is_empty() {
+        u.id_str
+    } else if u.id != 0 {
+        u.id.to_string()
+    } else {
+        String::new()
+    };
+    if id.is_empty() && u.display_id.is_empty() && u.nickname.is_empty() {
+        return None;
+    }
+    let avatar_url = image_url(u.avatar_thumb.as_ref())
+        .or_else(|| image_url(u.avatar_medium.as_ref()))
+        .or_else(|| image_url(u.avatar_large.as_ref()));
+    Some(User {
+        id,
+        unique_id: u.display_id,
+        nickname: u.nickname,
+        avatar_url,
+    })
+}
+
+fn image_url(image: Option<&proto::ImageModel>) -> Option<String> {
+    image?.url_list.iter().find(|u| !u.is_empty()).cloned()
+}
+
+fn gift_info(gift: Option<&proto::Gift>, gift_id: i64) -> GiftInfo {
+    let id = gift.map(|g| g.id).filter(|&id| id != 0).unwrap_or(gift_id);
+    GiftInfo {
+        id: id.max(0) as u64,
+        name: gift.map(|g| g.name.clone()).unwrap_or_default(),
+        diamonds: gift.map_or(0, |g| g.diamond_count.max(0) as u64),
+        image_url: gift
+            .and_then(|g| image_url(g.image.as_ref()).or_else(|| image_url(g.icon.as_ref()))),
+        streakable: gift.is_some_and(|g| g.r#type == 1),
+    }
+}
+
+fn battle_teams(m: &proto::WebcastLinkMicBattle) -> Vec<BattleTeam> {
+    let mut teams: Vec<BattleTeam> = m
+        .anchors_info
+        .iter()
+        .map(|w| {
+            let info = w.value.as_ref().and_then(|v| v.user.as_ref());
+            let host = User {
+                id: w.key.to_string(),
+                unique_id: info.map(|i| i.display_id.clone()).unwrap_or_default(),
+                nickname: info.map(|i| i.nick_name.clone()).unwrap_or_default(),
+                avatar_url: info.and_then(|i| image_url(i.avatar_thumb.as_ref())),
+            };
+            let score = m
+                .battle_result
+                .get(&w.key)
+                .map(|r| r.score.max(0) as u64)
+                .unwrap_or(0);
+            BattleTeam { host, score }
+        })
+        .collect();
+    if teams.is_empty() {
+        teams = m
+            .battle_result
+            .iter()
+            .map(|(id, r)| BattleTeam {
+                host: User {
+                    id: id.to_string(),
+                    ..User::default()
+                },
+                score: r.score.max(0) as u64,
+            })
+            .collect();
+    }
+    teams
+}

@@ -1,0 +1,33 @@
+//! tikrelay: a local TikTok LIVE event relay for OBS overlays.
+//!
+//! # Layout
+//! - [`tiktok`]: the webcast wire format (frames, gzip) shared by every source.
+//! - [`sources`]: event sources besides live TikTok (the synthetic demo).
+//! - [`events`]: the one [`events::Event`] type, the normaliser, gift combos, de-duplication.
+//! - [`pipeline`]: the task that turns source input into published events.
+//! - [`hub`]: fan-out to websocket clients (bounded per client) and in-process consumers.
+//! - [`stats`]: session totals and the state snapshot.
+//! - [`themes`]: theme folders, handlebars rendering, field validation.
+//! - [`server`]: every HTTP and websocket route, behind the origin guard.
+//! - [`triggers`]: actions such as Minecraft RCON commands.
+//! - [`app`]: wires the parts together for each command; [`cli`] is the command line.
+
+pub mod app;
+pub mod cli;
+pub mod events;
+pub mod hub;
+pub mod pipeline;
+pub mod server;
+pub mod sources;
+pub mod stats;
+pub mod themes;
+pub mod tiktok;
+pub mod triggers;
+
+/// Code generated from `proto/webcast.proto`, plus the schema itself for reflection.
+pub mod proto {
+    include!(concat!(env!("OUT_DIR"), "/webcast.rs"));
+
+    /// The compiled schema (a `FileDescriptorSet`), for descriptor-driven decoding.
+    pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/webcast.bin"));
+}

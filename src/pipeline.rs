@@ -1,0 +1,88 @@
+//! The pipeline task: the one place where raw input becomes published events.
+//!
+//! Sources send [`Input`]s (raw push frames, fetch results, or ready events such as lifecycle
+//! and test events) into one channel; this task decodes and normalises them in arrival order,
+//! ends timed-out combos on tokio time, and publishes every event to the hub. A frame that does
+//! not decode is logged with its reason and skipped; the stream goes on.
+
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use crate::events::Event;
+use crate::events::normalise::Normaliser;
+use crate::hub::Hub;
+use crate::tiktok::frame;
+
+/// Capacity of the input channel; sources wait when the pipeline is this far behind.
+pub const INPUT_BUFFER: usize = 4096;
+
+/// What sources send to the pipeline.
+#[derive(Debug)]
+pub enum Input {
+    /// One websocket binary message from TikTok (or built like one).
+    PushFrame(Vec<u8>),
+    /// A fetch result body (the sign server's first answer).
+    FetchResult(Vec<u8>),
+    /// An event that needs no decoding (lifecycle, test, JSONL replay).
+    Event(Box<Event>),
+    /// The room that following messages belong to.
+    Room(Option<String>),
+}
+
+/// Feeds one input through the normaliser; decode failures are logged and skipped.
+pub fn process(normaliser: &mut Normaliser, input: Input, now: Instant, out: &mut Vec<Event>) {
+    match input {
+        Input::PushFrame(bytes) => match frame::decode_push_frame(&bytes) {
+            Ok(f) if f.payload_type != "msg" => {}
+            Ok(f) => match frame::frame_payload(&f).and_then(|p| frame::decode_fetch_result(&p)) {
+                Ok(result) => log_errors(normaliser.fetch_result(&result, now, out)),
+                Err(e) => tracing::warn!("push frame {} skipped: {e}", f.seq_id),
+            },
+            Err(e) => tracing::warn!("push frame skipped: {e}"),
+        },
+        Input::FetchResult(bytes) => match frame::decode_fetch_result(&bytes) {
+            Ok(result) => log_errors(normaliser.fetch_result(&result, now, out)),
+            Err(e) => tracing::warn!("fetch result skipped: {e}"),
+        },
+        Input::Event(event) => out.push(*event),
+        Input::Room(room) => normaliser.set_room_id(room),
+    }
+}
+
+fn log_errors(errors: Vec<crate::events::normalise::MessageError>) {
+    for e in errors {
+        tracing::warn!("{e}");
+    }
+}
+
+/// Runs until every sender is dropped.
+pub async fn run(mut input: mpsc::Receiver<Input>, mut normaliser: Normaliser, hub: Arc<Hub>) {
+    let mut out = Vec::with_capacity(64);
+    loop {
+        let deadline = normaliser.next_deadline();
+        tokio::select! {
+            item = input.recv() => match item {
+                Some(item) => {
+                    // Combos due by now end before anything newer is published.
+                    let now = Instant::now();
+                    normaliser.expire(now, &mut out);
+                    process(&mut normaliser, item, now, &mut out);
+                }
+                None => break,
+            },
+            _ = sleep_until(deadline) => normaliser.expire(Instant::now(), &mut out),
+        }
+        for event in out.drain(..) {
+            hub.publish(event);
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,381 @@
+//! All HTTP and websocket code: the routes of DESIGN.md on one local origin.
+//!
+//! [`serve`] takes an already bound listener and a shutdown future, so tests bind port 0 and
+//! the binary reports a bind failure as an error instead of warp's panic. Handlers are plain
+//! async functions; the filters only route. Every request that changes something must come
+//! from the relay's own origin (see [`guard`]), and every page and theme file is sent with
+//! `Cache-Control: no-store` because OBS caches aggressively.
+
+pub mod guard;
+mod ws;
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use warp::http::{HeaderValue, StatusCode, header};
+use warp::reply::Response;
+use warp::{Filter, Reply};
+
+use crate::events::{Event, EventKind, Source, local_id, now_ms};
+use crate::hub::Hub;
+use crate::pipeline::Input;
+use crate::themes::ThemeRegistry;
+
+pub use guard::OriginPolicy;
+
+/// The overlay runtime every page loads.
+pub const RELAY_JS: &str = include_str!("../../templates/relay.js");
+
+/// Largest body accepted by `POST /api/test`.
+const MAX_TEST_BODY: u64 = 64 * 1024;
+
+/// What the handlers share.
+pub struct Relay {
+    pub hub: Arc<Hub>,
+    pub themes: Arc<ThemeRegistry>,
+    /// Test events go through the pipeline like every other input, in order.
+    pub input: mpsc::Sender<Input>,
+    pub origin: OriginPolicy,
+}
+
+/// Serves until `shutdown` completes.
+pub async fn serve(
+    listener: TcpListener,
+    relay: Arc<Relay>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    warp::serve(routes(relay))
+        .incoming(listener)
+        .graceful(shutdown)
+        .run()
+        .await;
+}
+
+fn with_relay(
+    relay: Arc<Relay>,
+) -> impl Filter<Extract = (Arc<Relay>,), Error = Infallible> + Clone {
+    warp::any().map(move || relay.clone())
+}
+
+/// Headers the origin guard reads.
+fn request_origin()
+-> impl Filter<Extract = (guard::RequestOrigin,), Error = warp::Rejection> + Clone {
+    warp::header::optional::<String>("origin")
+        .and(warp::header::optional::<String>("host"))
+        .map(|origin, host| guard::RequestOrigin { origin, host })
+}
+
+pub fn routes(relay: Arc<Relay>) -> warp::filters::BoxedFilter<(Response,)> {
+    let r = || with_relay(relay.clone());
+
+    let dashboard = warp::path::end()
+        .and(warp::get())
+        .and(r())
+        .then(dashboard)
+        .boxed();
+    let healthz = warp::path!("healthz")
+        .and(warp::get())
+        .map(|| warp::reply::json(&json!({"ok": true})).into_response())
+        .boxed();
+    let relay_js = warp::path!("relay.js")
+        .and(warp::get())
+        .map(|| no_store(with_type(RELAY_JS, "text/javascript; charset=utf-8")))
+        .boxed();
+    let websocket = warp::path!("ws")
+        .and(warp::ws())
+        .and(warp::query::<HashMap<String, String>>())
+        .and(request_origin())
+        .and(r())
+        .map(ws::upgrade)
+        .boxed();
+    let state = warp::path!("api" / "state")
+        .and(warp::get())
+        .and(r())
+        .map(|relay: Arc<Relay>| warp::reply::json(&relay.hub.snapshot()).into_response())
+        .boxed();
+    let events = warp::path!("api" / "events")
+        .and(warp::get())
+        .and(warp::query::<HashMap<String, String>>())
+        .and(r())
+        .map(recent_events)
+        .boxed();
+    let test = warp::path!("api" / "test")
+        .and(warp::post())
+        .and(request_origin())
+        .and(warp::body::content_length_limit(MAX_TEST_BODY))
+        .and(warp::body::bytes())
+        .and(r())
+        .then(test_event)
+        .boxed();
+    let overlays = warp::path("overlays")
+        .and(warp::path::param::<String>())
+        .and(warp::path::tail())
+        .and(warp::get())
+        .and(warp::query::<HashMap<String, String>>())
+        .and(r())
+        .map(overlay)
+        .boxed();
+
+    dashboard
+        .or(healthz)
+        .unify()
+        .or(relay_js)
+        .unify()
+        .or(websocket)
+        .unify()
+        .or(state)
+        .unify()
+        .or(events)
+        .unify()
+        .or(test)
+        .unify()
+        .or(overlays)
+        .unify()
+        .recover(rejection)
+        .unify()
+        .boxed()
+}
+
+/// The ws URL and version a page needs, for the render context.
+pub fn relay_context() -> Value {
+    json!({"ws_url": "/ws", "version": env!("CARGO_PKG_VERSION")})
+}
+
+async fn dashboard(relay: Arc<Relay>) -> Response {
+    let ctx = json!({
+        "relay": relay_context(),
+        "pages": relay.themes.pages(),
+        "problems": relay.themes.problems(),
+        "event_types": crate::events::EVENT_TYPES,
+    });
+    match relay.themes.render_shared("dashboard", &ctx) {
+        Ok(html) => no_store(warp::reply::html(html).into_response()),
+        Err(e) => error_response(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
+}
+
+fn recent_events(query: HashMap<String, String>, relay: Arc<Relay>) -> Response {
+    let limit = query
+        .get("limit")
+        .and_then(|l| l.parse::<usize>().ok())
+        .unwrap_or(100)
+        .min(crate::hub::RECENT_EVENTS);
+    let events: Vec<Value> = relay
+        .hub
+        .recent(limit)
+        .iter()
+        .map(|e| serde_json::to_value(e.as_ref()).unwrap_or(Value::Null))
+        .collect();
+    warp::reply::json(&events).into_response()
+}
+
+async fn test_event(
+    origin: guard::RequestOrigin,
+    body: bytes::Bytes,
+    relay: Arc<Relay>,
+) -> Response {
+    if let Err(why) = relay.origin.check_change(&origin) {
+        return error_response(StatusCode::FORBIDDEN, &why);
+    }
+    let partial: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                &format!("body is not JSON ({e}); send an object like {{\"type\":\"follow\"}}"),
+            );
+        }
+    };
+    let event = match complete_test_event(partial) {
+        Ok(e) => e,
+        Err(why) => return error_response(StatusCode::BAD_REQUEST, &why),
+    };
+    let reply = json!({"ok": true, "id": event.id});
+    if relay
+        .input
+        .send(Input::Event(Box::new(event)))
+        .await
+        .is_err()
+    {
+        return error_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the relay is shutting down",
+        );
+    }
+    warp::reply::json(&reply).into_response()
+}
+
+/// Fills the fields a test event leaves out: id, ts, source, user, gift.
+pub fn complete_test_event(partial: Value) -> Result<Event, String> {
+    let Value::Object(mut obj) = partial else {
+        return Err("send a JSON object with at least \"type\"".into());
+    };
+    let Some(type_name) = obj.get("type").and_then(Value::as_str).map(str::to_string) else {
+        return Err("the event needs a \"type\", e.g. {\"type\":\"follow\"}".into());
+    };
+    if !crate::events::EVENT_TYPES.contains(&type_name.as_str()) {
+        return Err(format!(
+            "unknown event type {type_name:?}; known types: {}",
+            crate::events::EVENT_TYPES.join(", ")
+        ));
+    }
+    obj.insert("v".into(), json!(crate::events::FORMAT_VERSION));
+    obj.insert("source".into(), json!(Source::Test));
+    if !obj.get("id").is_some_and(Value::is_string) {
+        obj.insert("id".into(), json!(local_id("test")));
+    }
+    if !obj.get("ts").is_some_and(Value::is_i64) {
+        obj.insert("ts".into(), json!(now_ms()));
+    }
+    let needs_user = !matches!(
+        type_name.as_str(),
+        "connected"
+            | "disconnected"
+            | "viewers"
+            | "live_paused"
+            | "live_resumed"
+            | "live_ended"
+            | "battle"
+            | "webcast"
+            | "unknown"
+    );
+    if needs_user && !obj.contains_key("user") {
+        obj.insert(
+            "user".into(),
+            json!({"id": "1", "unique_id": "test_viewer", "nickname": "Test Viewer", "avatar_url": null}),
+        );
+    }
+    if let Some(Value::Object(user)) = obj.get_mut("user") {
+        for key in ["id", "unique_id", "nickname"] {
+            user.entry(key).or_insert(json!(""));
+        }
+        user.entry("avatar_url").or_insert(Value::Null);
+    }
+    if matches!(type_name.as_str(), "gift" | "combo") && !obj.contains_key("gift") {
+        obj.insert(
+            "gift".into(),
+            json!({"id": 5655, "name": "Rose", "diamonds": 1, "image_url": "/overlays/default/images/gifts/rose.svg", "streakable": true}),
+        );
+    }
+    if type_name == "combo" && !obj.contains_key("combo_id") {
+        obj.insert("combo_id".into(), json!(local_id("combo")));
+    }
+    if type_name == "battle" && !obj.contains_key("phase") {
+        obj.insert("phase".into(), json!("start"));
+    }
+    if type_name == "webcast" && !obj.contains_key("method") {
+        obj.insert("method".into(), json!("WebcastTestMessage"));
+    }
+    let mut event: Event = serde_json::from_value(Value::Object(obj))
+        .map_err(|e| format!("the event does not match the {type_name:?} format: {e}"))?;
+    if let EventKind::Gift {
+        gift,
+        count,
+        diamonds_total,
+        ..
+    } = &mut event.kind
+        && *diamonds_total == 0
+    {
+        *diamonds_total = gift.diamonds.saturating_mul(*count);
+    }
+    Ok(event)
+}
+
+fn overlay(
+    theme: String,
+    tail: warp::path::Tail,
+    query: HashMap<String, String>,
+    relay: Arc<Relay>,
+) -> Response {
+    let rest = tail.as_str();
+    let decoded = match percent_decode(rest) {
+        Some(d) => d,
+        None => return error_response(StatusCode::BAD_REQUEST, "path is not valid UTF-8"),
+    };
+    let is_page = !decoded.is_empty() && !decoded.contains('.') && !decoded.contains('/');
+    if is_page {
+        return match relay
+            .themes
+            .render_page(&theme, &decoded, &query, relay_context())
+        {
+            Ok(html) => no_store(warp::reply::html(html).into_response()),
+            Err(
+                e @ (crate::themes::ThemeError::NoTheme(_)
+                | crate::themes::ThemeError::NoPage { .. }),
+            ) => error_response(StatusCode::NOT_FOUND, &e.to_string()),
+            Err(e) => {
+                tracing::error!("{e}");
+                error_response(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string())
+            }
+        };
+    }
+    match relay.themes.file(&theme, &decoded) {
+        Some((bytes, mime)) => no_store(with_type(bytes.into_owned(), mime)),
+        None => error_response(
+            StatusCode::NOT_FOUND,
+            &format!("no file {decoded:?} in theme {theme:?}"),
+        ),
+    }
+}
+
+/// Decodes `%XX` escapes; `None` for invalid UTF-8. Encoded `..` is then caught by the theme's
+/// path check like a plain one.
+fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok()?;
+            if let Ok(b) = u8::from_str_radix(hex, 16) {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8(out).ok()
+}
+
+fn with_type(body: impl Reply, mime: &'static str) -> Response {
+    let mut res = body.into_response();
+    res.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(mime));
+    res
+}
+
+fn no_store(mut res: Response) -> Response {
+    res.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}
+
+pub fn error_response(status: StatusCode, message: &str) -> Response {
+    warp::reply::with_status(warp::reply::json(&json!({"error": message})), status).into_response()
+}
+
+async fn rejection(err: warp::Rejection) -> Result<Response, Infallible> {
+    let (status, message) = if err.is_not_found() {
+        (StatusCode::NOT_FOUND, "no such route".to_string())
+    } else if let Some(e) = err.find::<warp::reject::PayloadTooLarge>() {
+        (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("{e}: the limit is {MAX_TEST_BODY} bytes"),
+        )
+    } else if err.find::<warp::reject::MethodNotAllowed>().is_some() {
+        (
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method not allowed".to_string(),
+        )
+    } else {
+        (StatusCode::BAD_REQUEST, format!("{err:?}"))
+    };
+    Ok(error_response(status, &message))
+}

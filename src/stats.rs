@@ -1,0 +1,228 @@
+//! Session totals and the state snapshot: connection, counters, leaderboards.
+//!
+//! Every published event passes through [`Stats::apply`], so the snapshot that `/api/state` and
+//! the websocket `hello` carry is always current. Changes are collected per part and pushed as
+//! throttled `state` messages by the hub, so a like storm does not flood overlays.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::events::{Event, EventKind, User, now_ms};
+
+/// How many entries the leaderboards show.
+pub const LEADERBOARD_SIZE: usize = 10;
+
+/// Where the source stands.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+pub struct Connection {
+    /// `starting`, `connected`, `disconnected`, `paused` or `ended`.
+    pub state: String,
+    pub source: String,
+    pub unique_id: Option<String>,
+    pub room_id: Option<String>,
+    /// When the state last changed (ms since the epoch).
+    pub since: i64,
+}
+
+/// Counters of this session.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+pub struct Totals {
+    /// Likes counted from like messages during this session.
+    pub likes: u64,
+    /// TikTok's own total for the room, from the latest like message.
+    pub room_likes: u64,
+    pub follows: u64,
+    pub shares: u64,
+    pub comments: u64,
+    pub joins: u64,
+    pub gifts: u64,
+    pub diamonds: u64,
+    pub viewers: u64,
+    pub peak_viewers: u64,
+    pub total_viewers: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LeaderEntry {
+    pub user: User,
+    pub score: u64,
+}
+
+/// Everything the snapshot is made of; serialisable so it can be saved and restored.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct SessionState {
+    pub connection: Connection,
+    pub totals: Totals,
+    pub gifters: HashMap<String, LeaderEntry>,
+    pub likers: HashMap<String, LeaderEntry>,
+}
+
+#[derive(Default)]
+struct Inner {
+    state: SessionState,
+    changed: BTreeSet<&'static str>,
+}
+
+#[derive(Default)]
+pub struct Stats {
+    inner: Mutex<Inner>,
+}
+
+impl Stats {
+    /// Stats restored from a saved session.
+    pub fn from_state(state: SessionState) -> Stats {
+        Stats {
+            inner: Mutex::new(Inner {
+                state,
+                changed: BTreeSet::new(),
+            }),
+        }
+    }
+
+    /// Sets the connection state directly (sources call this as they start).
+    pub fn set_connection(&self, source: &str, state: &str) {
+        let mut inner = self.inner.lock().expect("stats lock");
+        inner.state.connection.source = source.to_string();
+        inner.state.connection.state = state.to_string();
+        inner.state.connection.since = now_ms();
+        inner.changed.insert("connection");
+    }
+
+    /// Folds one event into the totals.
+    pub fn apply(&self, event: &Event) {
+        let mut inner = self.inner.lock().expect("stats lock");
+        let Inner { state, changed } = &mut *inner;
+        let t = &mut state.totals;
+        match &event.kind {
+            EventKind::Connected { unique_id } => {
+                let c = &mut state.connection;
+                c.state = "connected".into();
+                c.source = event.source.as_str().into();
+                c.unique_id = Some(unique_id.clone()).filter(|u| !u.is_empty());
+                c.room_id = event.room_id.clone();
+                c.since = event.ts;
+                changed.insert("connection");
+            }
+            EventKind::Disconnected { .. } => connection(state, changed, "disconnected", event),
+            EventKind::LivePaused => connection(state, changed, "paused", event),
+            EventKind::LiveResumed => connection(state, changed, "connected", event),
+            EventKind::LiveEnded => connection(state, changed, "ended", event),
+            EventKind::Comment { .. } => {
+                t.comments += 1;
+                changed.insert("totals");
+            }
+            EventKind::Follow => {
+                t.follows += 1;
+                changed.insert("totals");
+            }
+            EventKind::Share => {
+                t.shares += 1;
+                changed.insert("totals");
+            }
+            EventKind::Join { .. } => {
+                t.joins += 1;
+                changed.insert("totals");
+            }
+            EventKind::Like { count, total } => {
+                t.likes += count;
+                t.room_likes = t.room_likes.max(*total);
+                changed.insert("totals");
+                if let Some(user) = &event.user {
+                    add_score(&mut state.likers, user, *count);
+                    changed.insert("top_likers");
+                }
+            }
+            EventKind::Viewers {
+                viewers,
+                total_viewers,
+            } => {
+                t.viewers = *viewers;
+                t.peak_viewers = t.peak_viewers.max(*viewers);
+                t.total_viewers = t.total_viewers.max(*total_viewers);
+                changed.insert("totals");
+            }
+            EventKind::Gift { diamonds_total, .. } => {
+                t.gifts += 1;
+                t.diamonds += diamonds_total;
+                changed.insert("totals");
+                if let Some(user) = &event.user {
+                    add_score(&mut state.gifters, user, *diamonds_total);
+                    changed.insert("top_gifters");
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The whole snapshot.
+    pub fn snapshot(&self) -> Value {
+        let inner = self.inner.lock().expect("stats lock");
+        json!({
+            "connection": inner.state.connection,
+            "totals": inner.state.totals,
+            "top_gifters": leaderboard(&inner.state.gifters),
+            "top_likers": leaderboard(&inner.state.likers),
+        })
+    }
+
+    /// A copy of the state, for saving.
+    pub fn session_state(&self) -> SessionState {
+        self.inner.lock().expect("stats lock").state.clone()
+    }
+
+    /// The parts changed since the last call, or `None` when nothing changed.
+    pub fn take_changes(&self) -> Option<Value> {
+        let mut inner = self.inner.lock().expect("stats lock");
+        if inner.changed.is_empty() {
+            return None;
+        }
+        let changed = std::mem::take(&mut inner.changed);
+        let mut out = serde_json::Map::new();
+        for part in changed {
+            let value = match part {
+                "connection" => json!(inner.state.connection),
+                "totals" => json!(inner.state.totals),
+                "top_gifters" => leaderboard(&inner.state.gifters),
+                "top_likers" => leaderboard(&inner.state.likers),
+                _ => continue,
+            };
+            out.insert(part.into(), value);
+        }
+        Some(Value::Object(out))
+    }
+}
+
+fn connection(
+    state: &mut SessionState,
+    changed: &mut BTreeSet<&'static str>,
+    now: &str,
+    event: &Event,
+) {
+    state.connection.state = now.into();
+    state.connection.since = event.ts;
+    changed.insert("connection");
+}
+
+fn add_score(board: &mut HashMap<String, LeaderEntry>, user: &User, score: u64) {
+    let key = if user.id.is_empty() {
+        user.unique_id.clone()
+    } else {
+        user.id.clone()
+    };
+    let entry = board.entry(key).or_insert_with(|| LeaderEntry {
+        user: user.clone(),
+        score: 0,
+    });
+    entry.user = user.clone();
+    entry.score += score;
+}
+
+fn leaderboard(board: &HashMap<String, LeaderEntry>) -> Value {
+    let mut entries: Vec<&LeaderEntry> = board.values().collect();
+    entries.sort_by(|a, b| b.score.cmp(&a.score).then(a.user.id.cmp(&b.user.id)));
+    entries.truncate(LEADERBOARD_SIZE);
+    json!(entries)
+}

@@ -1,0 +1,195 @@
+// tikrelay overlay runtime, served at /relay.js and loaded by every page through layout.hbs.
+//
+// It owns the connection to the relay's /ws: connect, reconnect with backoff forever (OBS
+// keeps sources open for hours), apply the `hello` snapshot so a reloaded page draws the right
+// totals at once, dispatch events and relay messages to handlers, and hot reload (swap a
+// changed stylesheet in place, reload the page for anything else). Viewer text must only ever
+// reach the page through textContent: use TikRelay.el() / TikRelay.text(), never innerHTML.
+(function () {
+  "use strict";
+  var config = window.TIKRELAY || {};
+  var handlers = {};
+  var socket = null;
+  var started = false;
+  var options = { types: null, queue: null };
+  var backoff = 500;
+
+  function emit(type, msg) {
+    (handlers[type] || []).slice().forEach(function (fn) {
+      try {
+        fn(msg);
+      } catch (e) {
+        console.error("tikrelay handler for " + type + " failed:", e);
+      }
+    });
+  }
+
+  function merge(target, changes) {
+    Object.keys(changes || {}).forEach(function (k) {
+      target[k] = changes[k];
+    });
+    return target;
+  }
+
+  function swapStylesheet(path) {
+    var links = document.querySelectorAll("link[rel=stylesheet]");
+    var swapped = false;
+    links.forEach(function (link) {
+      var url = new URL(link.href, location.href);
+      var name = url.pathname.split("/").pop();
+      if (url.pathname.endsWith("/" + path) || name === path) {
+        url.searchParams.set("v", Date.now().toString());
+        // Load the new sheet before removing the old one, so the page never flashes unstyled.
+        var next = link.cloneNode();
+        next.href = url.toString();
+        next.onload = function () {
+          link.remove();
+        };
+        link.after(next);
+        swapped = true;
+      }
+    });
+    return swapped;
+  }
+
+  function onMessage(msg) {
+    switch (msg.type) {
+      case "hello":
+        TikRelay.state = msg.state || {};
+        TikRelay.version = msg.version;
+        emit("hello", msg);
+        emit("state", TikRelay.state);
+        return;
+      case "state":
+        var changes = merge({}, msg);
+        delete changes.v;
+        delete changes.type;
+        merge(TikRelay.state, changes);
+        emit("state", TikRelay.state);
+        return;
+      case "reload":
+        emit("reload", msg);
+        if (msg.theme && config.theme && msg.theme !== config.theme) return;
+        if (msg.css_only && swapStylesheet(msg.path)) return;
+        location.reload();
+        return;
+      default:
+        emit(msg.type, msg);
+        emit("*", msg);
+    }
+  }
+
+  function socketUrl() {
+    var url = new URL(config.ws_url || "/ws", location.href);
+    url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+    if (options.types) url.searchParams.set("types", options.types.join(","));
+    if (options.queue) url.searchParams.set("queue", options.queue);
+    return url.toString();
+  }
+
+  function connect() {
+    var ws = new WebSocket(socketUrl());
+    socket = ws;
+    ws.onopen = function () {
+      backoff = 500;
+      TikRelay.connected = true;
+      emit("open", {});
+    };
+    ws.onmessage = function (e) {
+      var msg;
+      try {
+        msg = JSON.parse(e.data);
+      } catch (err) {
+        console.warn("tikrelay: a message was not JSON", err);
+        return;
+      }
+      onMessage(msg);
+    };
+    ws.onclose = function (e) {
+      TikRelay.connected = false;
+      socket = null;
+      emit("close", { code: e.code, reason: e.reason });
+      // Jitter keeps many OBS sources from reconnecting in lockstep after a relay restart.
+      var delay = Math.min(backoff, 10000) * (0.75 + Math.random() * 0.5);
+      backoff = Math.min(backoff * 2, 10000);
+      setTimeout(connect, delay);
+    };
+  }
+
+  var TikRelay = {
+    config: config,
+    fields: config.fields || {},
+    state: {},
+    connected: false,
+    /** Registers a handler for an event type, a relay message type, or "*" for all events. */
+    on: function (type, fn) {
+      (handlers[type] = handlers[type] || []).push(fn);
+      return TikRelay;
+    },
+    /** Connects. options.types narrows the events received; options.queue plays an alert queue. */
+    start: function (opts) {
+      if (started) return TikRelay;
+      started = true;
+      options = merge(options, opts || {});
+      connect();
+      return TikRelay;
+    },
+    send: function (obj) {
+      if (socket && socket.readyState === WebSocket.OPEN) {
+        socket.send(JSON.stringify(obj));
+        return true;
+      }
+      return false;
+    },
+    /** Tells the relay the alert finished, so its queue moves on. */
+    alertDone: function (alertId) {
+      return TikRelay.send({ op: "alert_done", alert_id: alertId });
+    },
+    /** The name to show for a viewer: nickname, else @handle. */
+    displayName: function (user) {
+      if (!user) return "Someone";
+      var nick = (user.nickname || "").trim();
+      return nick || (user.unique_id ? "@" + user.unique_id : "Someone");
+    },
+    /** Sets text safely: viewer text is never HTML. */
+    text: function (node, value) {
+      node.textContent = value == null ? "" : String(value);
+      return node;
+    },
+    /** Creates an element with a class and text content. */
+    el: function (tag, className, text) {
+      var node = document.createElement(tag);
+      if (className) node.className = className;
+      if (text != null) node.textContent = String(text);
+      return node;
+    },
+    /** Sets an image source only for http(s), data: or same-origin paths. */
+    image: function (img, url, fallback) {
+      var ok = typeof url === "string" && /^(https?:|\/|data:image\/)/.test(url);
+      img.src = ok ? url : fallback || "";
+      img.hidden = !img.src;
+      return img;
+    },
+    /** Plays a sound file of the theme (or a URL); resolves when it ends or fails. */
+    playSound: function (src, volume) {
+      return new Promise(function (resolve) {
+        if (!src) return resolve();
+        var url = /^(https?:|\/)/.test(src) ? src : "/overlays/" + config.theme + "/" + src;
+        var audio = new Audio(url);
+        audio.volume = volume == null ? 1 : volume;
+        audio.onended = resolve;
+        audio.onerror = resolve;
+        var p = audio.play();
+        if (p && p.catch) p.catch(resolve);
+      });
+    },
+    formatNumber: function (n) {
+      n = Number(n) || 0;
+      if (n >= 1e6) return (n / 1e6).toFixed(n >= 1e7 ? 0 : 1) + "M";
+      if (n >= 1e4) return (n / 1e3).toFixed(n >= 1e5 ? 0 : 1) + "K";
+      return n.toLocaleString("en-US");
+    },
+  };
+
+  window.TikRelay = TikRelay;
+})();

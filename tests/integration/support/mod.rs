@@ -1,0 +1,266 @@
+//! Shared test helpers: the relay run in-process (port 0) or as the real binary, a real
+//! websocket client for `/ws`, and an HTTP client. Every server here listens on 127.0.0.1.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::Value;
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use tikrelay::cli::{Cli, CommonArgs};
+use tikrelay::events::Source;
+
+/// Generous bound for anything a test waits for; tests never assert on timing.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+pub fn install_crypto() {
+    static ONCE: OnceLock<()> = OnceLock::new();
+    ONCE.get_or_init(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
+pub fn http() -> reqwest::Client {
+    install_crypto();
+    reqwest::Client::builder()
+        .timeout(WAIT)
+        .build()
+        .expect("http client")
+}
+
+/// Common options for a relay on a free loopback port.
+pub fn common_args(extra: &[&str]) -> CommonArgs {
+    use clap::Parser;
+    let mut args = vec!["tikrelay", "--port", "0"];
+    args.extend_from_slice(extra);
+    args.push("demo");
+    Cli::parse_from(args).common
+}
+
+/// A relay running inside the test's runtime, with direct access to its hub and input.
+pub struct InProcess {
+    pub addr: SocketAddr,
+    pub hub: Arc<tikrelay::hub::Hub>,
+    pub input: tokio::sync::mpsc::Sender<tikrelay::pipeline::Input>,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl InProcess {
+    pub async fn start(extra: &[&str]) -> InProcess {
+        let common = common_args(extra);
+        let listener = tikrelay::app::bind(&common).await.expect("bind");
+        let running = tikrelay::app::start(listener, &common, Source::Demo).expect("start");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let addr = running.addr;
+        let hub = running.hub.clone();
+        let input = running.input.clone();
+        tokio::spawn(running.serve(async move {
+            let _ = stopped.await;
+        }));
+        InProcess {
+            addr,
+            hub,
+            input,
+            stop: Some(stop),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub fn ws_url(&self, path: &str) -> String {
+        format!("ws://{}{}", self.addr, path)
+    }
+}
+
+impl Drop for InProcess {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// The real `tikrelay` binary, killed when dropped. Its stderr is kept for assertions.
+pub struct RelayProcess {
+    pub child: Child,
+    pub addr: SocketAddr,
+    pub stdout_lines: Vec<String>,
+    pub stderr: Arc<Mutex<String>>,
+}
+
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_tikrelay")
+}
+
+impl RelayProcess {
+    /// Starts the binary and waits for its `listening on` line.
+    pub fn start(args: &[&str]) -> RelayProcess {
+        let mut child = Command::new(binary())
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start tikrelay");
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let err_pipe = child.stderr.take().expect("stderr");
+        let sink = stderr.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(err_pipe).lines().map_while(Result::ok) {
+                eprintln!("[relay] {line}");
+                let mut s = sink.lock().unwrap();
+                s.push_str(&line);
+                s.push('\n');
+            }
+        });
+        let out = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let first = rx
+            .recv_timeout(WAIT)
+            .unwrap_or_else(|_| panic!("no listening line; stderr:\n{}", stderr.lock().unwrap()));
+        let addr = first
+            .strip_prefix("listening on http://")
+            .unwrap_or_else(|| panic!("first stdout line is {first:?}"))
+            .parse()
+            .expect("address");
+        let mut stdout_lines = vec![first];
+        while let Ok(line) = rx.recv_timeout(Duration::from_millis(300)) {
+            stdout_lines.push(line);
+        }
+        RelayProcess {
+            child,
+            addr,
+            stdout_lines,
+            stderr,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub fn ws_url(&self, path: &str) -> String {
+        format!("ws://{}{}", self.addr, path)
+    }
+
+    /// Sends SIGINT (as Ctrl-C does) and waits for the exit code.
+    pub fn interrupt(&mut self) -> Option<i32> {
+        let _ = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status();
+        let deadline = std::time::Instant::now() + WAIT;
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+}
+
+impl Drop for RelayProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A real websocket client of `/ws`.
+pub struct WsClient {
+    pub stream: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+impl WsClient {
+    pub async fn connect(url: &str) -> WsClient {
+        let (stream, _) = tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(url))
+            .await
+            .expect("ws connect timed out")
+            .unwrap_or_else(|e| panic!("ws connect to {url}: {e}"));
+        WsClient { stream }
+    }
+
+    /// The next JSON text message; panics on timeout or close.
+    pub async fn next_json(&mut self) -> Value {
+        self.try_next_json(WAIT)
+            .await
+            .expect("websocket closed or timed out")
+    }
+
+    /// The next JSON text message, or `None` on close, error or timeout.
+    pub async fn try_next_json(&mut self, wait: Duration) -> Option<Value> {
+        loop {
+            let msg = tokio::time::timeout(wait, self.stream.next()).await.ok()??.ok()?;
+            match msg {
+                Message::Text(t) => return Some(serde_json::from_str(t.as_str()).expect("JSON")),
+                Message::Close(_) => return None,
+                _ => continue,
+            }
+        }
+    }
+
+    /// The next message whose `type` is `ty`, skipping others.
+    pub async fn next_of_type(&mut self, ty: &str) -> Value {
+        loop {
+            let msg = self.next_json().await;
+            if msg["type"] == ty {
+                return msg;
+            }
+        }
+    }
+
+    pub async fn send_json(&mut self, value: Value) {
+        self.stream
+            .send(Message::text(value.to_string()))
+            .await
+            .expect("ws send");
+    }
+}
+
+/// POSTs a test event; returns the status code.
+pub async fn post_test_event(base: &str, event: Value) -> u16 {
+    http()
+        .post(format!("{base}/api/test"))
+        .json(&event)
+        .send()
+        .await
+        .expect("POST /api/test")
+        .status()
+        .as_u16()
+}
+
+/// Sends a GET with the path exactly as given (no client-side normalisation); returns the status.
+pub async fn raw_get_status(addr: SocketAddr, path: &str) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(req.as_bytes()).await.expect("write");
+    let mut buf = Vec::new();
+    tokio::time::timeout(WAIT, stream.read_to_end(&mut buf))
+        .await
+        .expect("response timed out")
+        .expect("read");
+    let text = String::from_utf8_lossy(&buf);
+    text.split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {text:?}"))
+}
