@@ -173,7 +173,11 @@ impl Running {
         let _ = writeln!(out, "dashboard: {base}/");
         let _ = writeln!(out, "overlays (add as OBS Browser sources):");
         for page in self.relay.themes.pages() {
-            let _ = writeln!(out, "  {base}{}  ({}x{})", page.path, page.width, page.height);
+            let _ = writeln!(
+                out,
+                "  {base}{}  ({}x{})",
+                page.path, page.width, page.height
+            );
         }
         let _ = out.flush();
     }
