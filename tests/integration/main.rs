@@ -4,5 +4,6 @@
 
 mod support;
 
+mod alerts_page;
 mod demo_e2e;
 mod normalise;

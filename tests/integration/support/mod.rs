@@ -15,6 +15,8 @@ use tokio::sync::oneshot;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+pub mod browser;
+
 use tikrelay::cli::{Cli, CommonArgs};
 use tikrelay::events::Source;
 

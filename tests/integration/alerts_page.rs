@@ -1,0 +1,64 @@
+//! The default alerts page in a real headless Chromium: a follow appears with the viewer's
+//! nickname, animated, and hostile nicknames stay text.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::support::browser::{Browser, require_browser};
+use crate::support::{InProcess, post_test_event};
+
+const WAIT: Duration = Duration::from_secs(15);
+
+fn screenshot_dir() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"));
+    target.join("screenshots")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_alerts_page_animates_a_follow_and_keeps_names_as_text() {
+    let Some(chromium) = require_browser() else {
+        return;
+    };
+    let relay = InProcess::start(&[]).await;
+    let browser = Browser::launch(&chromium).await;
+    let page = browser
+        .new_page(&relay.url("/overlays/default/alerts"))
+        .await;
+    page.wait_for("window.TikRelay && window.TikRelay.connected", WAIT)
+        .await;
+    let title = page.title().await;
+
+    let hostile = "<img src=x onerror=\"document.title='pwned'\">";
+    let follow = json!({"type": "follow", "user": {"id": "42", "unique_id": "h", "nickname": hostile, "avatar_url": null}});
+    assert_eq!(post_test_event(&relay.url(""), follow).await, 200);
+
+    page.wait_for(
+        "(() => { const a = document.getElementById('alert'); return a && !a.hidden && a.classList.contains('enter'); })()",
+        WAIT,
+    )
+    .await;
+    let name = page
+        .eval("document.querySelector('.alert-name').textContent")
+        .await;
+    assert_eq!(name, hostile, "the nickname is shown as literal text");
+    let images = page
+        .eval("document.querySelectorAll('img[src=\"x\"]').length")
+        .await;
+    assert_eq!(images, 0, "no element was made from the nickname");
+    let animation = page
+        .eval("getComputedStyle(document.getElementById('alert')).animationName")
+        .await;
+    assert_eq!(animation, "alert-in");
+    page.screenshot(&screenshot_dir().join("alerts-follow.png"))
+        .await;
+    assert_eq!(page.title().await, title, "no script ran from the nickname");
+    assert!(
+        page.console_errors().is_empty(),
+        "{:#?}",
+        page.console_errors()
+    );
+}
