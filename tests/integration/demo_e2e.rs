@@ -110,9 +110,12 @@ async fn demo_binary_streams_hello_then_five_event_types() {
 }
 
 #[tokio::test]
-async fn ctrl_c_ends_the_demo_cleanly() {
+async fn ctrl_c_ends_the_demo_cleanly_even_with_overlays_connected() {
     let mut relay = RelayProcess::start(&["demo", "--port", "0", "--rate", "5"]);
-    assert_eq!(relay.interrupt(), Some(0));
+    let mut ws = WsClient::connect(&relay.ws_url("/ws")).await;
+    assert_eq!(ws.next_json().await["type"], "hello");
+    let code = tokio::task::spawn_blocking(move || relay.interrupt()).await.unwrap();
+    assert_eq!(code, Some(0));
 }
 
 #[tokio::test]
