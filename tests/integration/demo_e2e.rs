@@ -114,7 +114,9 @@ async fn ctrl_c_ends_the_demo_cleanly_even_with_overlays_connected() {
     let mut relay = RelayProcess::start(&["demo", "--port", "0", "--rate", "5"]);
     let mut ws = WsClient::connect(&relay.ws_url("/ws")).await;
     assert_eq!(ws.next_json().await["type"], "hello");
-    let code = tokio::task::spawn_blocking(move || relay.interrupt()).await.unwrap();
+    let code = tokio::task::spawn_blocking(move || relay.interrupt())
+        .await
+        .unwrap();
     assert_eq!(code, Some(0));
 }
 
