@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use serde_json::{Value, json};
 use tokio::sync::{Notify, broadcast, mpsc};
+use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use crate::events::{Event, FORMAT_VERSION};
 use crate::stats::Stats;
@@ -36,7 +37,8 @@ pub enum Audience {
 #[derive(Debug, Clone)]
 pub struct Outbound {
     pub type_name: Arc<str>,
-    pub json: Arc<str>,
+    /// Shared bytes: every client's frame points at the same text, no copy per client.
+    pub json: Utf8Bytes,
     /// Events obey type filters; relay messages (state, reload, queue…) always pass.
     pub is_event: bool,
     pub audience: Audience,

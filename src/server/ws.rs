@@ -8,9 +8,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
+use hyper::{Request, StatusCode};
 use serde_json::{Value, json};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use warp::Reply;
-use warp::filters::ws::{Message, WebSocket, Ws};
+use warp::reply::Response;
 
 use super::Relay;
 use super::guard::RequestOrigin;
@@ -18,40 +26,115 @@ use crate::hub::{Audience, ClientFilter, ClientHandle, ClientOp, Outbound};
 
 /// Messages written per flush at most.
 const BATCH: usize = 64;
-/// Largest message a client may send.
+/// Largest message a client may send; client ops are tiny.
 const MAX_CLIENT_MESSAGE: usize = 16 * 1024;
 /// How long a close frame may take to go out to a client that was cut off.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
-pub fn upgrade(
-    ws: Ws,
-    query: HashMap<String, String>,
-    origin: RequestOrigin,
-    relay: Arc<Relay>,
-) -> warp::reply::Response {
+type Socket = WebSocketStream<hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>>;
+
+/// Small buffers: clients send a few bytes of ops, and the hub already bounds what waits for
+/// each client, so the socket needs no deep buffers of its own.
+fn socket_config() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0)
+        .max_write_buffer_size(4 * 1024 * 1024)
+        .max_message_size(Some(MAX_CLIENT_MESSAGE))
+        .max_frame_size(Some(MAX_CLIENT_MESSAGE))
+}
+
+/// True for a websocket handshake request.
+pub fn is_upgrade(req: &Request<Incoming>) -> bool {
+    let has = |name: header::HeaderName, token: &str| {
+        req.headers().get_all(name).iter().any(|v| {
+            v.to_str()
+                .is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+        })
+    };
+    has(header::UPGRADE, "websocket") && has(header::CONNECTION, "upgrade")
+}
+
+/// Answers a `/ws` handshake and starts the connection task.
+pub fn upgrade(mut req: Request<Incoming>, relay: Arc<Relay>) -> Response {
+    let headers = req.headers();
+    let key = match headers.get(header::SEC_WEBSOCKET_KEY) {
+        Some(k)
+            if headers
+                .get(header::SEC_WEBSOCKET_VERSION)
+                .is_some_and(|v| v == "13") =>
+        {
+            k.clone()
+        }
+        _ => {
+            return super::error_response(
+                StatusCode::BAD_REQUEST,
+                "not a websocket handshake (version 13 with Sec-WebSocket-Key expected)",
+            );
+        }
+    };
+    let header_text = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let origin = RequestOrigin {
+        origin: header_text(header::ORIGIN),
+        host: header_text(header::HOST),
+    };
+    let query = parse_query(req.uri().query().unwrap_or(""));
     let may_control = relay.origin.check_change(&origin);
     let mut filter = ClientFilter::default();
     if let Some(types) = query.get("types").filter(|t| !t.is_empty()) {
         filter.types = Some(types.split(',').map(|t| t.trim().to_string()).collect());
     }
     let queue = query.get("queue").filter(|q| !q.is_empty()).cloned();
-    // Register before the upgrade so nothing published after the handshake is missed.
+    // Register before answering, so nothing published after the handshake is missed.
     let handle = relay.hub.register(filter);
-    ws.max_message_size(MAX_CLIENT_MESSAGE)
-        .on_upgrade(move |socket| async move {
-            let id = handle.id;
-            let mut conn = Connection {
-                relay: relay.clone(),
-                handle,
-                may_control,
-            };
-            if let Some(queue) = queue {
-                conn.play(queue);
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    tokio::spawn(async move {
+        let id = handle.id;
+        match on_upgrade.await {
+            Ok(upgraded) => {
+                let io = hyper_util::rt::TokioIo::new(upgraded);
+                let socket =
+                    WebSocketStream::from_raw_socket(io, Role::Server, Some(socket_config())).await;
+                let mut conn = Connection {
+                    relay: relay.clone(),
+                    handle,
+                    may_control,
+                };
+                if let Some(queue) = queue {
+                    conn.play(queue);
+                }
+                conn.run(socket).await;
             }
-            conn.run(socket).await;
-            relay.hub.unregister(id);
+            Err(e) => tracing::debug!("websocket upgrade failed: {e}"),
+        }
+        relay.hub.unregister(id);
+    });
+    let mut res = warp::reply().into_response();
+    *res.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let h = res.headers_mut();
+    h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    if let Ok(accept) = HeaderValue::from_str(&derive_accept_key(key.as_bytes())) {
+        h.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
+    }
+    res
+}
+
+fn parse_query(query: &str) -> HashMap<String, String> {
+    query
+        .split('&')
+        .filter_map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            let decode = |s: &str| super::percent_decode(&s.replace('+', " "));
+            Some((decode(k)?, decode(v)?))
         })
-        .into_response()
+        .filter(|(k, _)| !k.is_empty())
+        .collect()
 }
 
 struct Connection {
@@ -66,14 +149,10 @@ enum Stop {
 }
 
 impl Connection {
-    async fn run(&mut self, socket: WebSocket) {
+    async fn run(&mut self, socket: Socket) {
         let (mut sink, mut stream) = socket.split();
         let hello = self.relay.hub.hello();
-        if sink
-            .send(Message::text(hello.json.to_string()))
-            .await
-            .is_err()
-        {
+        if sink.send(Message::Text(hello.json)).await.is_err() {
             return;
         }
         let stop = loop {
@@ -84,7 +163,7 @@ impl Connection {
                     Some(Ok(msg)) if msg.is_close() => break Stop::Gone,
                     Some(Ok(msg)) => {
                         if let Some(reply) = self.client_message(&msg)
-                            && sink.send(Message::text(reply.json.to_string())).await.is_err()
+                            && sink.send(Message::Text(reply.json)).await.is_err()
                         {
                             break Stop::Gone;
                         }
@@ -106,7 +185,7 @@ impl Connection {
                     }
                     let write = async {
                         for m in batch {
-                            sink.feed(Message::text(m.json.to_string())).await?;
+                            sink.feed(Message::Text(m.json)).await?;
                         }
                         sink.flush().await
                     };
@@ -120,11 +199,12 @@ impl Connection {
         if let Stop::Kicked(reason) = stop {
             // Close reasons are limited to 123 bytes by the protocol.
             let short: String = reason.chars().take(100).collect();
-            let _ = tokio::time::timeout(
-                CLOSE_TIMEOUT,
-                sink.send(Message::close_with(1008u16, short)),
-            )
-            .await;
+            let frame = CloseFrame {
+                code: CloseCode::Policy,
+                reason: Utf8Bytes::from(short),
+            };
+            let _ =
+                tokio::time::timeout(CLOSE_TIMEOUT, sink.send(Message::Close(Some(frame)))).await;
         }
     }
 
@@ -156,12 +236,12 @@ impl Connection {
         if msg.is_ping() || msg.is_pong() {
             return None;
         }
-        let Ok(text) = msg.to_str() else {
+        let Message::Text(text) = msg else {
             return Some(error(
                 "send JSON text messages, e.g. {\"op\":\"subscribe\",\"types\":[\"gift\"]}",
             ));
         };
-        let op: Value = match serde_json::from_str(text) {
+        let op: Value = match serde_json::from_str(text.as_str()) {
             Ok(v) => v,
             Err(e) => return Some(error(&format!("message is not JSON ({e})"))),
         };
