@@ -66,6 +66,12 @@
         if (k < 1) el._countTimer = requestAnimationFrame(step);
       }
       el._countTimer = requestAnimationFrame(step);
+      // A source OBS does not render gets no animation frames: land on the value regardless.
+      clearTimeout(el._countEnd);
+      el._countEnd = setTimeout(function () {
+        cancelAnimationFrame(el._countTimer);
+        el.textContent = format(to);
+      }, span + 100);
     },
     /** Whole number from a field, clamped. */
     intField: function (name, fallback) {

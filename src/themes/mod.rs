@@ -576,6 +576,13 @@ fn register(
     problems: &mut Vec<TemplateProblem>,
 ) {
     let failed = match text {
+        // An empty page is what an editor that truncates before writing leaves for an
+        // instant; serving it would strand open pages (no relay.js, so no later reload).
+        // Partials may be empty on purpose.
+        Ok(text) if text.trim().is_empty() && !on_error.file.starts_with("partials/") => {
+            on_error.message = "the file is empty".into();
+            on_error
+        }
         Ok(text) => match hb.register_template_string(name, text) {
             Ok(()) => return,
             Err(e) => {

@@ -95,8 +95,11 @@ pub fn spawn(
             None,
             move |result: DebounceEventResult| match result {
                 Ok(events) => {
-                    let paths: Vec<PathBuf> =
-                        events.into_iter().flat_map(|e| e.event.paths).collect();
+                    let paths: Vec<PathBuf> = events
+                        .into_iter()
+                        .filter(|e| changes_content(&e.event.kind))
+                        .flat_map(|e| e.event.paths)
+                        .collect();
                     if !paths.is_empty() {
                         let _ = tx.send(paths);
                     }
@@ -144,6 +147,19 @@ pub fn spawn(
     Ok(Some(ThemeWatcher {
         _debouncer: debouncer,
     }))
+}
+
+/// Whether an event can change what a page shows. Reads (access events, and the metadata
+/// changes a read can cause) are left out: the reload itself reads every file, and counting
+/// its reads as changes would reload forever.
+fn changes_content(kind: &notify::EventKind) -> bool {
+    use notify::EventKind;
+    use notify::event::ModifyKind;
+    match kind {
+        EventKind::Access(_) => false,
+        EventKind::Modify(ModifyKind::Metadata(_)) => false,
+        _ => true,
+    }
 }
 
 /// Changed files per theme (`None`: shared templates), as paths relative to the theme.

@@ -2,8 +2,6 @@
 //! websocket client for `/ws`, and an HTTP client. Every server here listens on 127.0.0.1.
 #![allow(dead_code)]
 
-pub mod browser;
-
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
@@ -16,6 +14,8 @@ use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+pub mod browser;
 
 use tikrelay::cli::{Cli, CommonArgs};
 use tikrelay::events::Source;
