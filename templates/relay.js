@@ -183,8 +183,11 @@
     /** Sets an image source only for http(s), data: or same-origin paths. */
     image: function (img, url, fallback) {
       var ok = typeof url === "string" && /^(https?:|\/|data:image\/)/.test(url);
-      img.src = ok ? url : fallback || "";
-      img.hidden = !img.src;
+      var src = ok ? url : fallback || "";
+      // An empty src resolves to the page's own URL and shows a broken image: drop it instead.
+      if (src) img.src = src;
+      else img.removeAttribute("src");
+      img.hidden = !src;
       return img;
     },
     /** Plays a sound file of the theme (or a URL); resolves when it ends or fails. */

@@ -30,7 +30,8 @@
     },
     /** A stable hue per viewer, so a name keeps its color in chat. */
     hue: function (user) {
-      return (hash(user && (user.id || user.unique_id)) % 360) + "";
+      // Golden-angle steps spread neighbouring ids (7001, 7002…) far apart on the wheel.
+      return Math.round((hash(user && (user.id || user.unique_id)) * 137.508) % 360) + "";
     },
     /** Plays the sound a field names, at the volume field; resolves when it ends. */
     sound: function (field) {

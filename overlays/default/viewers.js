@@ -10,7 +10,7 @@
   function show(now, best) {
     T.countTo(count, now);
     peak = Math.max(peak, Number(best) || 0, Number(now) || 0);
-    R.text(peakEl, "· peak " + R.formatNumber(peak));
+    R.text(peakEl, "peak " + R.formatNumber(peak));
   }
 
   R.on("state", function (state) {

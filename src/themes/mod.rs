@@ -851,4 +851,145 @@ mod tests {
         assert!(reg.file("default", "alerts.hbs").is_none());
         assert!(reg.file("default", "../default/style.css").is_none());
     }
+
+    fn theme_folder() -> (tempfile::TempDir, PathBuf, ThemeRegistry) {
+        let tmp = tempfile::tempdir().unwrap();
+        let overlays = tmp.path().join("overlays");
+        scaffold::new_theme(&overlays.join("mine")).unwrap();
+        std::fs::create_dir_all(overlays.join("notes")).unwrap();
+        std::fs::write(overlays.join("notes/todo.txt"), "not a theme").unwrap();
+        let reg = ThemeRegistry::load(ThemeSources {
+            overlays_dir: Some(overlays.clone()),
+            templates_dir: None,
+        });
+        (tmp, overlays.join("mine"), reg)
+    }
+
+    fn render(reg: &ThemeRegistry, page: &str) -> String {
+        reg.render_page("mine", page, &HashMap::new(), json!({"ws_url": "/ws"}))
+            .unwrap()
+    }
+
+    #[test]
+    fn a_broken_template_keeps_its_last_good_version_until_fixed() {
+        let (_tmp, theme, reg) = theme_folder();
+        assert!(reg.problems().is_empty(), "{:?}", reg.problems());
+        assert!(
+            reg.theme("notes").is_none(),
+            "a folder without theme.json is no theme"
+        );
+        let page = theme.join("viewers.hbs");
+        let good = std::fs::read_to_string(&page).unwrap();
+        std::fs::write(&page, good.replace("{{/layout}}", "<i>v2</i>{{/layout}}")).unwrap();
+        assert!(reg.reload().is_empty());
+        assert!(render(&reg, "viewers").contains("<i>v2</i>"));
+
+        std::fs::write(
+            &page,
+            good.replace("{{/layout}}", "{{#if x}}\n<i>v3</i>{{/layout}}"),
+        )
+        .unwrap();
+        let problems = reg.reload();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].file, "viewers.hbs");
+        assert!(problems[0].line.is_some());
+        assert!(problems[0].serving_last_good);
+        assert!(
+            render(&reg, "viewers").contains("<i>v2</i>"),
+            "last good serves"
+        );
+        assert!(
+            render(&reg, "chat").contains("chat.js"),
+            "other pages unaffected"
+        );
+
+        // A page caught empty mid-save is not served either.
+        std::fs::write(&page, "").unwrap();
+        assert_eq!(reg.reload()[0].message, "the file is empty");
+        assert!(render(&reg, "viewers").contains("<i>v2</i>"));
+
+        std::fs::write(&page, good.replace("{{/layout}}", "<i>v4</i>{{/layout}}")).unwrap();
+        assert!(reg.reload().is_empty());
+        assert!(render(&reg, "viewers").contains("<i>v4</i>"));
+    }
+
+    #[test]
+    fn a_broken_theme_json_keeps_the_theme_serving() {
+        let (_tmp, theme, reg) = theme_folder();
+        let manifest = theme.join("theme.json");
+        let good = std::fs::read_to_string(&manifest).unwrap();
+        std::fs::write(&manifest, good.replacen('{', "{,", 1)).unwrap();
+        let problems = reg.reload();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(
+            (problems[0].file.as_str(), problems[0].line),
+            ("theme.json", Some(1))
+        );
+        assert!(problems[0].serving_last_good);
+        assert!(render(&reg, "goal").contains("goal.js"));
+        std::fs::write(&manifest, good).unwrap();
+        assert!(reg.reload().is_empty());
+    }
+
+    #[test]
+    fn bad_field_declarations_are_reported_with_their_line() {
+        let (_tmp, theme, reg) = theme_folder();
+        let manifest = theme.join("theme.json");
+        let text = std::fs::read_to_string(&manifest).unwrap().replace(
+            r#""chat_max": {"type": "number", "default": 8"#,
+            r#""chat_max": {"type": "number", "default": 80"#,
+        );
+        std::fs::write(&manifest, &text).unwrap();
+        let problems = reg.reload();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        let line = text
+            .lines()
+            .position(|l| l.contains("\"chat_max\""))
+            .unwrap()
+            + 1;
+        assert_eq!(problems[0].line, Some(line));
+        assert!(
+            problems[0].message.contains("chat_max"),
+            "{}",
+            problems[0].message
+        );
+        assert!(!reg.fields()["mine"].contains_key("chat_max"));
+    }
+
+    #[test]
+    fn the_builtin_theme_declares_every_page_with_a_size_and_description() {
+        let reg = ThemeRegistry::load(ThemeSources::default());
+        let pages: Vec<PageListing> = reg.pages();
+        for want in [
+            "alerts",
+            "combo",
+            "chat",
+            "likes",
+            "goal",
+            "viewers",
+            "topgifters",
+        ] {
+            let p = pages
+                .iter()
+                .find(|p| p.theme == "default" && p.page == want)
+                .unwrap_or_else(|| panic!("no page {want}"));
+            assert!(!p.description.is_empty() && p.width > 0 && p.height > 0);
+        }
+        for page in pages {
+            let html = reg
+                .render_page(
+                    "default",
+                    &page.page,
+                    &HashMap::new(),
+                    json!({"ws_url": "/ws"}),
+                )
+                .unwrap();
+            // No request may leave the machine: no absolute URLs in the pages.
+            assert!(
+                !html.contains("http://") && !html.contains("https://"),
+                "{}",
+                page.page
+            );
+        }
+    }
 }

@@ -155,11 +155,10 @@ pub fn spawn(
 fn changes_content(kind: &notify::EventKind) -> bool {
     use notify::EventKind;
     use notify::event::ModifyKind;
-    match kind {
-        EventKind::Access(_) => false,
-        EventKind::Modify(ModifyKind::Metadata(_)) => false,
-        _ => true,
-    }
+    !matches!(
+        kind,
+        EventKind::Access(_) | EventKind::Modify(ModifyKind::Metadata(_))
+    )
 }
 
 /// Changed files per theme (`None`: shared templates), as paths relative to the theme.
