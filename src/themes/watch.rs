@@ -134,9 +134,19 @@ pub fn spawn(
             if changed.is_empty() {
                 continue;
             }
-            let registry = registry.clone();
-            let Ok(problems) = tokio::task::spawn_blocking(move || registry.reload()).await else {
-                continue;
+            // Stylesheets, scripts and images are read from disk on every request: only
+            // templates and theme.json (or a whole theme folder) need the registry re-loaded.
+            let needs_reload = changed.values().flatten().any(|f| {
+                f.is_empty() || f.ends_with(".hbs") || f.rsplit('/').next() == Some("theme.json")
+            });
+            let problems = if needs_reload {
+                let registry = registry.clone();
+                match tokio::task::spawn_blocking(move || registry.reload()).await {
+                    Ok(problems) => problems,
+                    Err(_) => continue,
+                }
+            } else {
+                registry.problems()
             };
             let changes = changes_for(&changed, &problems);
             if !changes.is_empty() {

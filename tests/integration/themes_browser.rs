@@ -137,6 +137,29 @@ async fn every_builtin_page_loads_clean_and_shows_test_events() {
             WAIT,
         )
         .await;
+    // A very long name stays on one line and is cut with an ellipsis.
+    let long = user(
+        "7009",
+        &"The Most Extraordinarily Long Display Name ".repeat(3),
+        4,
+    );
+    assert_eq!(
+        post_test_event(
+            &base,
+            json!({"type": "comment", "user": long, "text": "hi"})
+        )
+        .await,
+        200
+    );
+    let cut = page("chat")
+        .wait_for(
+            "(() => { const n = [...document.querySelectorAll('.chat-msg .name')].find(e => e.textContent.startsWith('The Most'));
+                      return n && getComputedStyle(n).textOverflow === 'ellipsis' && n.scrollWidth > n.clientWidth
+                        && n.getBoundingClientRect().height < 40 && n.getBoundingClientRect().right <= innerWidth; })()",
+            WAIT,
+        )
+        .await;
+    assert_eq!(cut, true);
     page("likes")
         .wait_for(
             "document.getElementById('likes-total').textContent === '1,234'",
