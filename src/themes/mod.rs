@@ -565,6 +565,17 @@ pub fn script_safe_json(value: &Value) -> String {
         .replace('\u{2029}', "\\u2029")
 }
 
+/// Handlebars answers a syntax error with the whole list of tokens its grammar expected; say
+/// what usually causes it instead.
+fn readable_reason(reason: &str) -> String {
+    if reason.starts_with("invalid handlebars syntax") && reason.contains("expected escape") {
+        "invalid handlebars syntax: a {{#block}} without its {{/block}}, or a stray {{ or }}"
+            .into()
+    } else {
+        reason.into()
+    }
+}
+
 /// Registers a template; when it does not compile, records the problem and keeps the previous
 /// registry's version of it (if there was one) serving.
 fn register(
@@ -588,7 +599,7 @@ fn register(
             Err(e) => {
                 on_error.line = e.pos().map(|p| p.0);
                 on_error.column = e.pos().map(|p| p.1);
-                on_error.message = e.reason().to_string();
+                on_error.message = readable_reason(&e.reason().to_string());
                 on_error
             }
         },
