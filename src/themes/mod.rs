@@ -569,8 +569,7 @@ pub fn script_safe_json(value: &Value) -> String {
 /// what usually causes it instead.
 fn readable_reason(reason: &str) -> String {
     if reason.starts_with("invalid handlebars syntax") && reason.contains("expected escape") {
-        "invalid handlebars syntax: a {{#block}} without its {{/block}}, or a stray {{ or }}"
-            .into()
+        "invalid handlebars syntax: a {{#block}} without its {{/block}}, or a stray {{ or }}".into()
     } else {
         reason.into()
     }

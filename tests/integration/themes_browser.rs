@@ -216,6 +216,30 @@ async fn every_builtin_page_loads_clean_and_shows_test_events() {
         .wait_for("document.querySelectorAll('.combo').length === 0", WAIT)
         .await;
 
+    // OBS reloads sources when a scene becomes active: the chat comes back from the relay's
+    // recent events, the totals from its snapshot.
+    for name in ["chat", "likes", "topgifters"] {
+        page(name).reload().await;
+        page(name)
+            .wait_for("window.TikRelay && window.TikRelay.connected", WAIT)
+            .await;
+    }
+    page("chat")
+        .wait_for(
+            "[...document.querySelectorAll('.chat-text')].map(e => e.textContent).join('|') === 'hello chat 👋|مرحبا بالجميع|sent an emote|hi'",
+            WAIT,
+        )
+        .await;
+    page("likes")
+        .wait_for(
+            "document.getElementById('likes-total').textContent === '1,234'",
+            WAIT,
+        )
+        .await;
+    page("topgifters")
+        .wait_for("document.querySelectorAll('.top-row').length === 2", WAIT)
+        .await;
+
     // Goal reached.
     let more = json!({"type": "gift", "user": noor, "count": 1, "gift": galaxy});
     assert_eq!(post_test_event(&base, more).await, 200);
