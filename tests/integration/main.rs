@@ -7,3 +7,4 @@ mod support;
 mod demo_e2e;
 mod themes_browser;
 mod themes_cli;
+mod themes_reload;
