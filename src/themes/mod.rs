@@ -175,6 +175,7 @@ pub struct ThemeRegistry {
     sources: ThemeSources,
     loaded: RwLock<Loaded>,
     field_warnings: std::sync::Mutex<std::collections::VecDeque<FieldWarning>>,
+    reloading: std::sync::Mutex<()>,
 }
 
 impl ThemeRegistry {
@@ -189,14 +190,21 @@ impl ThemeRegistry {
             sources,
             loaded: RwLock::new(loaded),
             field_warnings: Default::default(),
+            reloading: std::sync::Mutex::new(()),
         }
     }
 
     /// Re-reads every folder. Files that no longer load keep their last good version; the
     /// problems found are returned (and logged when new).
     pub fn reload(&self) -> Vec<TemplateProblem> {
+        // Serialises reloads (each builds on the last); pages keep rendering from the current
+        // registry while the next one is built under the read lock.
+        let _one_at_a_time = self.reloading.lock().expect("reload lock");
+        let next = load_all(
+            &self.sources,
+            Some(&self.loaded.read().expect("themes lock")),
+        );
         let mut guard = self.loaded.write().expect("themes lock");
-        let next = load_all(&self.sources, Some(&guard));
         for p in &next.problems {
             if !guard.problems.contains(p) {
                 tracing::error!("template problem: {p}");
