@@ -14,10 +14,12 @@ use crate::cli::{Cli, Command, CommonArgs};
 use crate::events::Source;
 use crate::events::normalise::Normaliser;
 use crate::hub::Hub;
+use crate::hub::{Audience, Outbound};
 use crate::pipeline::{self, Input};
 use crate::server::{self, OriginPolicy, Relay};
 use crate::sources::demo;
 use crate::stats::Stats;
+use crate::themes::watch::{ThemeChange, ThemeWatcher};
 use crate::themes::{ThemeRegistry, ThemeSources};
 
 /// How often changed totals are pushed to overlays as `state` messages.
@@ -81,6 +83,94 @@ pub async fn run(
             running.serve(shutdown).await;
             Ok(())
         }
+        Command::Check(_) => check(&cli.common),
+        Command::Theme(crate::cli::ThemeCommand::New { dir }) => theme_new(&dir),
+    }
+}
+
+/// `tikrelay check`: every check that applies, each in its own function; exit 2 on a problem.
+fn check(common: &CommonArgs) -> Result<(), AppError> {
+    check_overlays(common)
+}
+
+/// Loads and renders every theme and template the relay would serve.
+fn check_overlays(common: &CommonArgs) -> Result<(), AppError> {
+    let registry = ThemeRegistry::load(theme_sources(common));
+    let problems = registry.problems();
+    let mut out = std::io::stdout().lock();
+    if problems.is_empty() {
+        let pages = registry.pages();
+        let themes: std::collections::BTreeSet<&str> =
+            pages.iter().map(|p| p.theme.as_str()).collect();
+        let _ = writeln!(
+            out,
+            "ok: {} theme(s), {} page(s) load and render",
+            themes.len(),
+            pages.len()
+        );
+        return Ok(());
+    }
+    let base = common.overlays.as_deref();
+    let single = theme_sources(common).single_theme().is_some();
+    let list: Vec<String> = problems
+        .iter()
+        .map(|p| match (base, p.theme.as_str()) {
+            (_, "templates") => match &common.templates {
+                Some(t) => format!("{}: {}", t.join(&p.file).display(), located(p)),
+                None => format!("templates/{}: {}", p.file, located(p)),
+            },
+            (Some(dir), theme) => {
+                let root = if single {
+                    dir.to_path_buf()
+                } else {
+                    dir.join(theme)
+                };
+                format!("{}: {}", root.join(&p.file).display(), located(p))
+            }
+            (None, _) => p.to_string(),
+        })
+        .collect();
+    Err(AppError::Usage(format!(
+        "{} problem(s) in themes; fix them and run `tikrelay check` again:\n  {}",
+        list.len(),
+        list.join("\n  ")
+    )))
+}
+
+/// `line L, column C: message` of a problem, for messages that name the file already.
+fn located(p: &crate::themes::TemplateProblem) -> String {
+    match (p.line, p.column) {
+        (Some(l), Some(c)) => format!("line {l}, column {c}: {}", p.message),
+        (Some(l), None) => format!("line {l}: {}", p.message),
+        _ => p.message.clone(),
+    }
+}
+
+/// `tikrelay theme new DIR`.
+fn theme_new(dir: &std::path::Path) -> Result<(), AppError> {
+    let files = crate::themes::scaffold::new_theme(dir).map_err(|e| match e {
+        e @ crate::themes::scaffold::ScaffoldError::Exists(_) => AppError::Usage(e.to_string()),
+        e => AppError::Other(e.into()),
+    })?;
+    let name = dir
+        .canonicalize()
+        .ok()
+        .and_then(|d| d.file_name().map(|n| n.to_string_lossy().to_string()))
+        .unwrap_or_else(|| dir.display().to_string());
+    let shown = dir.display();
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(
+        out,
+        "created theme {name:?} in {shown} ({} files)\n\nnext:\n  1. run:   tikrelay demo --overlays {shown}\n  2. open:  http://127.0.0.1:8642/overlays/{name}/alerts (every page is listed on the dashboard, http://127.0.0.1:8642/)\n  3. edit {shown}/style.css or any .hbs file: open pages update as you save\n  4. check: tikrelay check --overlays {shown}",
+        files.len()
+    );
+    Ok(())
+}
+
+fn theme_sources(common: &CommonArgs) -> ThemeSources {
+    ThemeSources {
+        overlays_dir: common.overlays.clone(),
+        templates_dir: common.templates.clone(),
     }
 }
 
@@ -106,6 +196,8 @@ pub struct Running {
     pub input: mpsc::Sender<Input>,
     listener: TcpListener,
     relay: Arc<Relay>,
+    /// Hot reload of `--overlays`/`--templates`; lives as long as the server.
+    watcher: Option<ThemeWatcher>,
 }
 
 /// Builds the hub, themes and pipeline around a bound listener.
@@ -122,10 +214,7 @@ pub fn start(
     let stats = Arc::new(Stats::default());
     stats.set_connection(source.as_str(), "starting");
     let hub = Hub::new(stats);
-    let themes = Arc::new(ThemeRegistry::load(ThemeSources {
-        overlays_dir: common.overlays.clone(),
-        templates_dir: common.templates.clone(),
-    }));
+    let themes = Arc::new(ThemeRegistry::load(theme_sources(common)));
     let (input, input_rx) = mpsc::channel(pipeline::INPUT_BUFFER);
     tokio::spawn(pipeline::run(
         input_rx,
@@ -149,19 +238,74 @@ pub fn start(
         input: input.clone(),
         origin: OriginPolicy::new(addr),
     });
+    let watcher = watch_themes(&themes, &hub);
     Ok(Running {
         addr,
         hub,
         input,
         listener,
         relay,
+        watcher,
     })
+}
+
+/// Starts hot reload: theme changes become `reload` and `template_error` messages for pages.
+/// A folder that cannot be watched is logged; the relay still serves it, without hot reload.
+fn watch_themes(themes: &Arc<ThemeRegistry>, hub: &Arc<Hub>) -> Option<ThemeWatcher> {
+    let hub = Arc::downgrade(hub);
+    let result = crate::themes::watch::spawn(themes.clone(), move |changes| {
+        let Some(hub) = hub.upgrade() else { return };
+        for change in changes {
+            hub.send(theme_message(change));
+        }
+    });
+    match result {
+        Ok(w) => w,
+        Err(e) => {
+            tracing::error!("{e}; pages will not reload on save (restart tikrelay after edits)");
+            None
+        }
+    }
+}
+
+fn theme_message(change: ThemeChange) -> Outbound {
+    match change {
+        ThemeChange::Reload {
+            theme,
+            path,
+            css_only,
+        } => {
+            tracing::info!(
+                "reload {}/{path}{}",
+                theme.as_deref().unwrap_or("(all pages)"),
+                if css_only { " (css only)" } else { "" }
+            );
+            Outbound::relay(
+                "reload",
+                serde_json::json!({"theme": theme, "path": path, "css_only": css_only}),
+                Audience::All,
+            )
+        }
+        ThemeChange::Error(p) => Outbound::relay(
+            "template_error",
+            serde_json::json!({
+                "theme": p.theme,
+                "file": p.file,
+                "line": p.line,
+                "column": p.column,
+                "message": p.message,
+                "serving_last_good": p.serving_last_good,
+            }),
+            Audience::All,
+        ),
+    }
 }
 
 impl Running {
     /// Prints the listening line and the URLs, then serves until `shutdown`.
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) {
         self.print_urls();
+        let _watcher = self.watcher;
         server::serve(self.listener, self.relay, shutdown).await;
     }
 

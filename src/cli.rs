@@ -25,6 +25,24 @@ pub struct Cli {
 pub enum Command {
     /// Run a synthetic stream (no TikTok account needed): the quickest way to see overlays work.
     Demo(DemoArgs),
+    /// Validate themes (every template and theme.json under --overlays) and exit: 0 when all
+    /// is well, 2 with file and line otherwise.
+    Check(CheckArgs),
+    /// Theme folders: `theme new DIR` starts a theme of your own from the built-in one.
+    #[command(subcommand)]
+    Theme(ThemeCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {}
+
+#[derive(Debug, Subcommand)]
+pub enum ThemeCommand {
+    /// Copy the built-in theme into DIR (a new folder) as a starting point.
+    New {
+        /// The new theme folder; its name becomes the theme name in overlay URLs.
+        dir: PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]

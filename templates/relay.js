@@ -11,7 +11,7 @@
   var handlers = {};
   var socket = null;
   var started = false;
-  var options = { types: null, queue: null };
+  var options = { types: null, queue: null, reload: true };
   var backoff = 500;
 
   function emit(type, msg) {
@@ -32,7 +32,8 @@
   }
 
   function swapStylesheet(path) {
-    var links = document.querySelectorAll("link[rel=stylesheet]");
+    // Sheets already being replaced are skipped, so a burst of saves never stacks copies.
+    var links = document.querySelectorAll("link[rel=stylesheet]:not([data-tikrelay-stale])");
     var swapped = false;
     links.forEach(function (link) {
       var url = new URL(link.href, location.href);
@@ -42,8 +43,14 @@
         // Load the new sheet before removing the old one, so the page never flashes unstyled.
         var next = link.cloneNode();
         next.href = url.toString();
+        link.setAttribute("data-tikrelay-stale", "");
         next.onload = function () {
           link.remove();
+        };
+        next.onerror = function () {
+          // The sheet is gone (deleted or mid-rename): keep the old one.
+          next.remove();
+          link.removeAttribute("data-tikrelay-stale");
         };
         link.after(next);
         swapped = true;
@@ -69,9 +76,17 @@
         return;
       case "reload":
         emit("reload", msg);
-        if (msg.theme && config.theme && msg.theme !== config.theme) return;
+        // A theme's change reloads that theme's pages; a shared template's (theme null)
+        // reloads every page. Pages that handle reloads themselves opt out.
+        if (msg.theme && msg.theme !== config.theme) return;
+        if (options.reload === false) return;
         if (msg.css_only && swapStylesheet(msg.path)) return;
         location.reload();
+        return;
+      case "template_error":
+        // The last good version keeps serving; the dashboard shows the error.
+        console.warn("tikrelay: " + msg.theme + "/" + msg.file + (msg.line ? ":" + msg.line : "") + ": " + msg.message);
+        emit("template_error", msg);
         return;
       default:
         emit(msg.type, msg);
@@ -82,7 +97,8 @@
   function socketUrl() {
     var url = new URL(config.ws_url || "/ws", location.href);
     url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
-    if (options.types) url.searchParams.set("types", options.types.join(","));
+    // An empty list means relay messages only (state, reload…): no event type is named "-".
+    if (options.types) url.searchParams.set("types", options.types.length ? options.types.join(",") : "-");
     if (options.queue) url.searchParams.set("queue", options.queue);
     return url.toString();
   }
@@ -126,7 +142,8 @@
       (handlers[type] = handlers[type] || []).push(fn);
       return TikRelay;
     },
-    /** Connects. options.types narrows the events received; options.queue plays an alert queue. */
+    /** Connects. options.types narrows the events received; options.queue plays an alert
+     *  queue; options.reload = false keeps hot reload from reloading the page. */
     start: function (opts) {
       if (started) return TikRelay;
       started = true;
@@ -166,8 +183,11 @@
     /** Sets an image source only for http(s), data: or same-origin paths. */
     image: function (img, url, fallback) {
       var ok = typeof url === "string" && /^(https?:|\/|data:image\/)/.test(url);
-      img.src = ok ? url : fallback || "";
-      img.hidden = !img.src;
+      var src = ok ? url : fallback || "";
+      // An empty src resolves to the page's own URL and shows a broken image: drop it instead.
+      if (src) img.src = src;
+      else img.removeAttribute("src");
+      img.hidden = !src;
       return img;
     },
     /** Plays a sound file of the theme (or a URL); resolves when it ends or fails. */

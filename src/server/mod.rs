@@ -150,6 +150,11 @@ pub fn routes(relay: Arc<Relay>) -> warp::filters::BoxedFilter<(Response,)> {
         .and(r())
         .then(test_event)
         .boxed();
+    let themes = warp::path!("api" / "themes")
+        .and(warp::get())
+        .and(r())
+        .map(themes_listing)
+        .boxed();
     let overlays = warp::path("overlays")
         .and(warp::path::param::<String>())
         .and(warp::path::tail())
@@ -169,6 +174,8 @@ pub fn routes(relay: Arc<Relay>) -> warp::filters::BoxedFilter<(Response,)> {
         .or(events)
         .unify()
         .or(test)
+        .unify()
+        .or(themes)
         .unify()
         .or(overlays)
         .unify()
@@ -193,6 +200,20 @@ async fn dashboard(relay: Arc<Relay>) -> Response {
         Ok(html) => no_store(warp::reply::html(html).into_response()),
         Err(e) => error_response(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
     }
+}
+
+/// Pages, field declarations and problems of the themes, for the dashboard (it re-reads this
+/// after every `reload` and `template_error`).
+fn themes_listing(relay: Arc<Relay>) -> Response {
+    no_store(
+        warp::reply::json(&json!({
+            "pages": relay.themes.pages(),
+            "fields": relay.themes.fields(),
+            "problems": relay.themes.problems(),
+            "field_warnings": relay.themes.field_warnings(),
+        }))
+        .into_response(),
+    )
 }
 
 fn recent_events(query: HashMap<String, String>, relay: Arc<Relay>) -> Response {

@@ -24,6 +24,48 @@ pub struct FieldSpec {
     /// Allowed values of a `select`.
     #[serde(default)]
     pub options: Vec<String>,
+    /// Pages that use this field (the dashboard's URL builder shows it only there); empty
+    /// means every page of the theme.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pages: Vec<String>,
+}
+
+/// The field types a theme may declare.
+pub const FIELD_TYPES: &[&str] = &[
+    "text", "number", "bool", "color", "select", "font", "sound", "image",
+];
+
+/// Checks a declaration from `theme.json`: a known type, and a default its own type accepts.
+pub fn validate_spec(spec: &FieldSpec) -> Result<(), String> {
+    if !FIELD_TYPES.contains(&spec.kind.as_str()) {
+        return Err(format!(
+            "unknown type {:?}; use one of {}",
+            spec.kind,
+            FIELD_TYPES.join(", ")
+        ));
+    }
+    if spec.kind == "select" && spec.options.is_empty() {
+        return Err("a select needs \"options\"".into());
+    }
+    if let (Some(min), Some(max)) = (spec.min, spec.max)
+        && min > max
+    {
+        return Err(format!("min {min} is above max {max}"));
+    }
+    let raw = match &spec.default {
+        Value::Null => return Ok(()),
+        Value::String(s) => s.clone(),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => n.to_string(),
+        other => return Err(format!("default {other} is not a plain value")),
+    };
+    // An empty text/sound/image default is fine: "none".
+    if raw.is_empty() && matches!(spec.kind.as_str(), "text" | "sound" | "image") {
+        return Ok(());
+    }
+    parse(spec, &raw)
+        .map(|_| ())
+        .map_err(|why| format!("default {raw:?} is not valid ({why})"))
 }
 
 /// Longest accepted text value.
@@ -136,6 +178,7 @@ mod tests {
             min: Some(0.0),
             max: Some(10.0),
             options: vec!["left".into(), "right".into()],
+            pages: vec![],
         }
     }
 
@@ -161,6 +204,19 @@ mod tests {
         assert_eq!(values["s"], json!("left"));
         assert_eq!(values["b"], json!(false));
         assert_eq!(warnings.len(), 2);
+    }
+
+    #[test]
+    fn declarations_are_checked() {
+        assert!(validate_spec(&spec("number", json!(5))).is_ok());
+        assert!(
+            validate_spec(&spec("number", json!(50))).is_err(),
+            "above max"
+        );
+        assert!(validate_spec(&spec("select", json!("up"))).is_err());
+        assert!(validate_spec(&spec("colour", json!("red"))).is_err());
+        assert!(validate_spec(&spec("sound", json!(""))).is_ok());
+        assert!(validate_spec(&spec("sound", json!("../x.wav"))).is_err());
     }
 
     #[test]

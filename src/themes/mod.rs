@@ -6,8 +6,14 @@
 //! `theme.json` (fields and pages), one `<page>.hbs` per overlay page, and static files. Pages
 //! render through the shared `layout` partial with handlebars' HTML escaping left on, so viewer
 //! text can never become markup. Static files are served only from inside their theme.
+//!
+//! [`ThemeRegistry::reload`] re-reads the folders while the relay runs ([`watch`] calls it on
+//! every save). A template or `theme.json` that no longer loads keeps its last good version
+//! serving, per file, and is reported as a [`TemplateProblem`]; the others update at once.
 
 mod fields;
+pub mod scaffold;
+pub mod watch;
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
@@ -19,13 +25,15 @@ use include_dir::{Dir, include_dir};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-pub use fields::{FieldSpec, resolve_fields};
+pub use fields::{FieldSpec, resolve_fields, validate_spec};
 
 static BUILTIN_OVERLAYS: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/overlays");
 static BUILTIN_TEMPLATES: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/templates");
 
 /// Largest template or theme.json read from disk.
 const MAX_TEMPLATE_BYTES: u64 = 1024 * 1024;
+/// Field warnings kept for the dashboard (bad query values in overlay URLs).
+const FIELD_WARNINGS_KEPT: usize = 50;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ThemeError {
@@ -50,6 +58,9 @@ pub struct TemplateProblem {
     pub line: Option<usize>,
     pub column: Option<usize>,
     pub message: String,
+    /// The previous version of this file still serves while this one does not load.
+    #[serde(default)]
+    pub serving_last_good: bool,
 }
 
 impl std::fmt::Display for TemplateProblem {
@@ -61,8 +72,20 @@ impl std::fmt::Display for TemplateProblem {
                 write!(f, ":{col}")?;
             }
         }
-        write!(f, ": {}", self.message)
+        write!(f, ": {}", self.message)?;
+        if self.serving_last_good {
+            write!(f, " (the last good version keeps serving)")?;
+        }
+        Ok(())
     }
+}
+
+/// A rejected query value of an overlay URL, for the dashboard.
+#[derive(Debug, Clone, Serialize)]
+pub struct FieldWarning {
+    pub theme: String,
+    pub page: String,
+    pub message: String,
 }
 
 /// `theme.json`.
@@ -135,23 +158,79 @@ pub struct ThemeSources {
     pub templates_dir: Option<PathBuf>,
 }
 
+impl ThemeSources {
+    /// When the overlays folder is itself a theme (it holds a `theme.json`), its name; then
+    /// `--overlays mytheme` serves the folder `tikrelay theme new mytheme` made.
+    pub fn single_theme(&self) -> Option<String> {
+        let dir = self.overlays_dir.as_ref()?;
+        if !dir.join("theme.json").is_file() {
+            return None;
+        }
+        let dir = dir.canonicalize().unwrap_or_else(|_| dir.clone());
+        dir.file_name().map(|n| n.to_string_lossy().to_string())
+    }
+}
+
 pub struct ThemeRegistry {
     sources: ThemeSources,
     loaded: RwLock<Loaded>,
+    field_warnings: std::sync::Mutex<std::collections::VecDeque<FieldWarning>>,
+    reloading: std::sync::Mutex<()>,
 }
 
 impl ThemeRegistry {
     /// Loads every theme. Broken templates are recorded as problems, not errors: the rest of
     /// the themes still serve.
     pub fn load(sources: ThemeSources) -> ThemeRegistry {
-        let loaded = load_all(&sources);
+        let loaded = load_all(&sources, None);
         for p in &loaded.problems {
             tracing::error!("template problem: {p}");
         }
         ThemeRegistry {
             sources,
             loaded: RwLock::new(loaded),
+            field_warnings: Default::default(),
+            reloading: std::sync::Mutex::new(()),
         }
+    }
+
+    /// Re-reads every folder. Files that no longer load keep their last good version; the
+    /// problems found are returned (and logged when new).
+    pub fn reload(&self) -> Vec<TemplateProblem> {
+        // Serialises reloads (each builds on the last); pages keep rendering from the current
+        // registry while the next one is built under the read lock.
+        let _one_at_a_time = self.reloading.lock().expect("reload lock");
+        let next = load_all(
+            &self.sources,
+            Some(&self.loaded.read().expect("themes lock")),
+        );
+        let mut guard = self.loaded.write().expect("themes lock");
+        for p in &next.problems {
+            if !guard.problems.contains(p) {
+                tracing::error!("template problem: {p}");
+            }
+        }
+        for p in &guard.problems {
+            if !next
+                .problems
+                .iter()
+                .any(|n| n.theme == p.theme && n.file == p.file)
+            {
+                tracing::info!("fixed: {}/{} loads again", p.theme, p.file);
+            }
+        }
+        *guard = next;
+        guard.problems.clone()
+    }
+
+    /// The most recent rejected query values, newest last.
+    pub fn field_warnings(&self) -> Vec<FieldWarning> {
+        self.field_warnings
+            .lock()
+            .expect("warnings lock")
+            .iter()
+            .cloned()
+            .collect()
     }
 
     pub fn sources(&self) -> &ThemeSources {
@@ -213,32 +292,35 @@ impl ThemeRegistry {
                 page: page.into(),
             })?;
         let (fields, warnings) = resolve_fields(&theme.manifest.fields, query);
-        for w in &warnings {
-            tracing::warn!("{theme_name}/{page}: {w}");
+        if !warnings.is_empty() {
+            let mut kept = self.field_warnings.lock().expect("warnings lock");
+            for w in &warnings {
+                tracing::warn!("{theme_name}/{page}: {w}");
+                if kept.len() == FIELD_WARNINGS_KEPT {
+                    kept.pop_front();
+                }
+                kept.push_back(FieldWarning {
+                    theme: theme_name.into(),
+                    page: page.into(),
+                    message: w.clone(),
+                });
+            }
         }
-        // What relay.js reads from the page (window.TIKRELAY).
-        let page_config = json!({
-            "theme": theme_name,
-            "page": page,
-            "fields": fields,
-            "ws_url": relay.get("ws_url"),
-            "version": relay.get("version"),
-            "width": info.width,
-            "height": info.height,
-        });
-        let ctx = json!({
-            "theme": theme_name,
-            "page": page,
-            "size": {"width": info.width, "height": info.height},
-            "fields": fields,
-            "field_warnings": warnings,
-            "relay": relay,
-            "page_config": page_config,
-        });
+        let ctx = page_context(theme_name, page, info, fields, &warnings, relay);
         loaded
             .hb
             .render(&page_template_name(theme_name, page), &ctx)
             .map_err(|e| ThemeError::Render(format!("{theme_name}/{page}.hbs: {e}")))
+    }
+
+    /// The field declarations of every theme, for the dashboard's URL builder.
+    pub fn fields(&self) -> BTreeMap<String, BTreeMap<String, FieldSpec>> {
+        let loaded = self.loaded.read().expect("themes lock");
+        loaded
+            .themes
+            .iter()
+            .map(|(name, t)| (name.clone(), t.manifest.fields.clone()))
+            .collect()
     }
 
     /// Renders a shared template (the dashboard) with `ctx`.
@@ -272,6 +354,75 @@ impl ThemeRegistry {
                 }
                 std::fs::read(full).ok().map(|b| (Cow::Owned(b), mime))
             }
+        }
+    }
+}
+
+/// The render context of a page (DESIGN.md "Theme folders").
+fn page_context(
+    theme_name: &str,
+    page: &str,
+    info: &PageInfo,
+    fields: Value,
+    warnings: &[String],
+    relay: Value,
+) -> Value {
+    // What relay.js reads from the page (window.TIKRELAY).
+    let page_config = json!({
+        "theme": theme_name,
+        "page": page,
+        "fields": fields,
+        "ws_url": relay.get("ws_url"),
+        "version": relay.get("version"),
+        "width": info.width,
+        "height": info.height,
+    });
+    json!({
+        "theme": theme_name,
+        "page": page,
+        "size": {"width": info.width, "height": info.height},
+        "fields": fields,
+        "field_warnings": warnings,
+        "relay": relay,
+        "page_config": page_config,
+    })
+}
+
+/// Renders every page of `theme` with its default fields; a page that compiles but cannot
+/// render (a missing partial, a helper error) is a problem too. With a previous registry, such
+/// a page goes back to its last good version.
+fn check_renders(
+    hb: &mut Handlebars<'static>,
+    previous: Option<&Loaded>,
+    theme: &str,
+    manifest: &Manifest,
+    problems: &mut Vec<TemplateProblem>,
+) {
+    let (fields, _) = resolve_fields(&manifest.fields, &HashMap::new());
+    let relay = json!({"ws_url": "/ws", "version": env!("CARGO_PKG_VERSION")});
+    for (page, info) in &manifest.pages {
+        let name = page_template_name(theme, page);
+        let file = format!("{page}.hbs");
+        if problems.iter().any(|p| p.theme == theme && p.file == file) {
+            continue;
+        }
+        let ctx = page_context(theme, page, info, fields.clone(), &[], relay.clone());
+        if let Err(e) = hb.render(&name, &ctx) {
+            let mut p = problem(theme, &file, &e.reason().to_string());
+            p.line = e.line_no;
+            p.column = e.column_no;
+            if e.template_name.as_deref().is_some_and(|t| t != name) {
+                p.message = format!(
+                    "{} (in {})",
+                    p.message,
+                    e.template_name.as_deref().unwrap_or("")
+                );
+            }
+            if let Some(last_good) = previous.and_then(|p| p.hb.get_template(&name)) {
+                hb.register_template(&name, last_good.clone());
+                p.serving_last_good = true;
+            }
+            problems.push(p);
         }
     }
 }
@@ -422,17 +573,57 @@ pub fn script_safe_json(value: &Value) -> String {
         .replace('\u{2029}', "\\u2029")
 }
 
-fn template_problem(theme: &str, file: &str, e: &handlebars::TemplateError) -> TemplateProblem {
-    TemplateProblem {
-        theme: theme.into(),
-        file: file.into(),
-        line: e.pos().map(|p| p.0),
-        column: e.pos().map(|p| p.1),
-        message: e.reason().to_string(),
+/// Handlebars answers a syntax error with the whole list of tokens its grammar expected; say
+/// what usually causes it instead.
+fn readable_reason(reason: &str) -> String {
+    if reason.starts_with("invalid handlebars syntax") && reason.contains("expected escape") {
+        "invalid handlebars syntax: a {{#block}} without its {{/block}}, or a stray {{ or }}".into()
+    } else {
+        reason.into()
     }
 }
 
-fn load_all(sources: &ThemeSources) -> Loaded {
+/// Registers a template; when it does not compile, records the problem and keeps the previous
+/// registry's version of it (if there was one) serving.
+fn register(
+    hb: &mut Handlebars<'static>,
+    previous: Option<&Loaded>,
+    name: &str,
+    text: &Result<String, String>,
+    mut on_error: TemplateProblem,
+    problems: &mut Vec<TemplateProblem>,
+) {
+    let failed = match text {
+        // An empty page is what an editor that truncates before writing leaves for an
+        // instant; serving it would strand open pages (no relay.js, so no later reload).
+        // Partials may be empty on purpose.
+        Ok(text) if text.trim().is_empty() && !on_error.file.starts_with("partials/") => {
+            on_error.message = "the file is empty".into();
+            on_error
+        }
+        Ok(text) => match hb.register_template_string(name, text) {
+            Ok(()) => return,
+            Err(e) => {
+                on_error.line = e.pos().map(|p| p.0);
+                on_error.column = e.pos().map(|p| p.1);
+                on_error.message = readable_reason(&e.reason().to_string());
+                on_error
+            }
+        },
+        Err(e) => {
+            on_error.message = e.clone();
+            on_error
+        }
+    };
+    let mut failed = failed;
+    if let Some(last_good) = previous.and_then(|p| p.hb.get_template(name)) {
+        hb.register_template(name, last_good.clone());
+        failed.serving_last_good = true;
+    }
+    problems.push(failed);
+}
+
+fn load_all(sources: &ThemeSources, previous: Option<&Loaded>) -> Loaded {
     let mut hb = new_handlebars();
     let mut problems = Vec::new();
 
@@ -445,14 +636,14 @@ fn load_all(sources: &ThemeSources) -> Loaded {
             continue;
         };
         let name = stem.strip_prefix("partials/").unwrap_or(stem);
-        match &f.text {
-            Ok(text) => {
-                if let Err(e) = hb.register_template_string(name, text) {
-                    problems.push(template_problem("templates", &f.rel, &e));
-                }
-            }
-            Err(e) => problems.push(problem("templates", &f.rel, e)),
-        }
+        register(
+            &mut hb,
+            previous,
+            name,
+            &f.text,
+            problem("templates", &f.rel, ""),
+            &mut problems,
+        );
     }
 
     let mut themes: BTreeMap<String, (Origin, Vec<SourceFile>)> = BTreeMap::new();
@@ -460,7 +651,10 @@ fn load_all(sources: &ThemeSources) -> Loaded {
         let name = d.path().to_string_lossy().to_string();
         themes.insert(name, (Origin::Builtin(d), builtin_files(d)));
     }
-    if let Some(dir) = &sources.overlays_dir {
+    if let (Some(dir), Some(name)) = (&sources.overlays_dir, sources.single_theme()) {
+        let files = folder_files(dir);
+        themes.insert(name, (Origin::Folder(dir.clone()), files));
+    } else if let Some(dir) = &sources.overlays_dir {
         match std::fs::read_dir(dir) {
             Ok(entries) => {
                 for entry in entries.flatten() {
@@ -473,6 +667,15 @@ fn load_all(sources: &ThemeSources) -> Loaded {
                         continue;
                     }
                     let files = folder_files(&path);
+                    // A folder with neither theme.json nor templates is not a theme (notes,
+                    // assets): skip it quietly instead of reporting it.
+                    if !files
+                        .iter()
+                        .any(|f| f.rel == "theme.json" || f.rel.ends_with(".hbs"))
+                    {
+                        tracing::debug!("{} is not a theme (no theme.json)", path.display());
+                        continue;
+                    }
                     themes.insert(name, (Origin::Folder(path), files));
                 }
             }
@@ -486,31 +689,23 @@ fn load_all(sources: &ThemeSources) -> Loaded {
 
     let mut loaded_themes = BTreeMap::new();
     for (name, (origin, files)) in themes {
-        let manifest = match files.iter().find(|f| f.rel == "theme.json") {
-            Some(SourceFile { text: Ok(text), .. }) => match serde_json::from_str::<Manifest>(text)
-            {
-                Ok(m) => m,
-                Err(e) => {
-                    problems.push(TemplateProblem {
-                        theme: name.clone(),
-                        file: "theme.json".into(),
-                        line: Some(e.line()),
-                        column: Some(e.column()),
-                        message: e.to_string(),
-                    });
-                    continue;
-                }
-            },
-            Some(SourceFile { text: Err(e), .. }) => {
-                problems.push(problem(&name, "theme.json", e));
-                continue;
-            }
+        let manifest = match load_manifest(&name, &files, &mut problems) {
+            Some(m) => m,
             None => {
-                problems.push(problem(
-                    &name,
-                    "theme.json",
-                    "missing: every theme needs a theme.json",
-                ));
+                // theme.json does not load: the theme keeps serving as it last loaded.
+                if let Some(old) = previous.and_then(|p| p.themes.get(&name)) {
+                    if let Some(last) = problems.last_mut() {
+                        last.serving_last_good = true;
+                    }
+                    let prefix = format!("{name}/");
+                    let old_templates = &previous.expect("previous theme").hb;
+                    for (tpl_name, tpl) in old_templates.get_templates() {
+                        if tpl_name.starts_with(&prefix) {
+                            hb.register_template(tpl_name, tpl.clone());
+                        }
+                    }
+                    loaded_themes.insert(name, old.clone());
+                }
                 continue;
             }
         };
@@ -522,16 +717,14 @@ fn load_all(sources: &ThemeSources) -> Loaded {
             if page.contains('/') {
                 continue;
             }
-            match &f.text {
-                Ok(text) => {
-                    if let Err(e) =
-                        hb.register_template_string(&page_template_name(&name, page), text)
-                    {
-                        problems.push(template_problem(&name, &f.rel, &e));
-                    }
-                }
-                Err(e) => problems.push(problem(&name, &f.rel, e)),
-            }
+            register(
+                &mut hb,
+                previous,
+                &page_template_name(&name, page),
+                &f.text,
+                problem(&name, &f.rel, ""),
+                &mut problems,
+            );
             // A page template without an entry in theme.json still serves, at 1920x1080.
             manifest.pages.entry(page.to_string()).or_insert(PageInfo {
                 width: default_width(),
@@ -543,6 +736,7 @@ fn load_all(sources: &ThemeSources) -> Loaded {
         manifest
             .pages
             .retain(|page, _| hb.has_template(&page_template_name(&name, page)));
+        check_renders(&mut hb, previous, &name, &manifest, &mut problems);
         loaded_themes.insert(
             name.clone(),
             Theme {
@@ -559,6 +753,67 @@ fn load_all(sources: &ThemeSources) -> Loaded {
     }
 }
 
+/// Parses and checks a theme's `theme.json`. `None` (with a problem recorded) when it cannot
+/// be used at all; fields with a bad declaration are reported and dropped.
+fn load_manifest(
+    name: &str,
+    files: &[SourceFile],
+    problems: &mut Vec<TemplateProblem>,
+) -> Option<Manifest> {
+    let text = match files.iter().find(|f| f.rel == "theme.json") {
+        Some(SourceFile { text: Ok(text), .. }) => text,
+        Some(SourceFile { text: Err(e), .. }) => {
+            problems.push(problem(name, "theme.json", e));
+            return None;
+        }
+        None => {
+            problems.push(problem(
+                name,
+                "theme.json",
+                "missing: every theme needs a theme.json (copy one with `tikrelay theme new`)",
+            ));
+            return None;
+        }
+    };
+    let mut manifest = match serde_json::from_str::<Manifest>(text) {
+        Ok(m) => m,
+        Err(e) => {
+            problems.push(TemplateProblem {
+                theme: name.into(),
+                file: "theme.json".into(),
+                line: Some(e.line()),
+                column: Some(e.column()),
+                message: e.to_string(),
+                serving_last_good: false,
+            });
+            return None;
+        }
+    };
+    manifest
+        .fields
+        .retain(|field, spec| match validate_spec(spec) {
+            Ok(()) => true,
+            Err(why) => {
+                // serde_json does not keep positions; the key's first occurrence is close enough.
+                let needle = format!("\"{field}\"");
+                let line = text
+                    .lines()
+                    .position(|l| l.contains(&needle))
+                    .map(|i| i + 1);
+                problems.push(TemplateProblem {
+                    theme: name.into(),
+                    file: "theme.json".into(),
+                    line,
+                    column: None,
+                    message: format!("field {field:?}: {why}; the field is left out"),
+                    serving_last_good: false,
+                });
+                false
+            }
+        });
+    Some(manifest)
+}
+
 fn problem(theme: &str, file: &str, message: &str) -> TemplateProblem {
     TemplateProblem {
         theme: theme.into(),
@@ -566,6 +821,7 @@ fn problem(theme: &str, file: &str, message: &str) -> TemplateProblem {
         line: None,
         column: None,
         message: message.into(),
+        serving_last_good: false,
     }
 }
 
@@ -612,5 +868,146 @@ mod tests {
         assert!(reg.file("default", "style.css").is_some());
         assert!(reg.file("default", "alerts.hbs").is_none());
         assert!(reg.file("default", "../default/style.css").is_none());
+    }
+
+    fn theme_folder() -> (tempfile::TempDir, PathBuf, ThemeRegistry) {
+        let tmp = tempfile::tempdir().unwrap();
+        let overlays = tmp.path().join("overlays");
+        scaffold::new_theme(&overlays.join("mine")).unwrap();
+        std::fs::create_dir_all(overlays.join("notes")).unwrap();
+        std::fs::write(overlays.join("notes/todo.txt"), "not a theme").unwrap();
+        let reg = ThemeRegistry::load(ThemeSources {
+            overlays_dir: Some(overlays.clone()),
+            templates_dir: None,
+        });
+        (tmp, overlays.join("mine"), reg)
+    }
+
+    fn render(reg: &ThemeRegistry, page: &str) -> String {
+        reg.render_page("mine", page, &HashMap::new(), json!({"ws_url": "/ws"}))
+            .unwrap()
+    }
+
+    #[test]
+    fn a_broken_template_keeps_its_last_good_version_until_fixed() {
+        let (_tmp, theme, reg) = theme_folder();
+        assert!(reg.problems().is_empty(), "{:?}", reg.problems());
+        assert!(
+            reg.theme("notes").is_none(),
+            "a folder without theme.json is no theme"
+        );
+        let page = theme.join("viewers.hbs");
+        let good = std::fs::read_to_string(&page).unwrap();
+        std::fs::write(&page, good.replace("{{/layout}}", "<i>v2</i>{{/layout}}")).unwrap();
+        assert!(reg.reload().is_empty());
+        assert!(render(&reg, "viewers").contains("<i>v2</i>"));
+
+        std::fs::write(
+            &page,
+            good.replace("{{/layout}}", "{{#if x}}\n<i>v3</i>{{/layout}}"),
+        )
+        .unwrap();
+        let problems = reg.reload();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].file, "viewers.hbs");
+        assert!(problems[0].line.is_some());
+        assert!(problems[0].serving_last_good);
+        assert!(
+            render(&reg, "viewers").contains("<i>v2</i>"),
+            "last good serves"
+        );
+        assert!(
+            render(&reg, "chat").contains("chat.js"),
+            "other pages unaffected"
+        );
+
+        // A page caught empty mid-save is not served either.
+        std::fs::write(&page, "").unwrap();
+        assert_eq!(reg.reload()[0].message, "the file is empty");
+        assert!(render(&reg, "viewers").contains("<i>v2</i>"));
+
+        std::fs::write(&page, good.replace("{{/layout}}", "<i>v4</i>{{/layout}}")).unwrap();
+        assert!(reg.reload().is_empty());
+        assert!(render(&reg, "viewers").contains("<i>v4</i>"));
+    }
+
+    #[test]
+    fn a_broken_theme_json_keeps_the_theme_serving() {
+        let (_tmp, theme, reg) = theme_folder();
+        let manifest = theme.join("theme.json");
+        let good = std::fs::read_to_string(&manifest).unwrap();
+        std::fs::write(&manifest, good.replacen('{', "{,", 1)).unwrap();
+        let problems = reg.reload();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(
+            (problems[0].file.as_str(), problems[0].line),
+            ("theme.json", Some(1))
+        );
+        assert!(problems[0].serving_last_good);
+        assert!(render(&reg, "goal").contains("goal.js"));
+        std::fs::write(&manifest, good).unwrap();
+        assert!(reg.reload().is_empty());
+    }
+
+    #[test]
+    fn bad_field_declarations_are_reported_with_their_line() {
+        let (_tmp, theme, reg) = theme_folder();
+        let manifest = theme.join("theme.json");
+        let text = std::fs::read_to_string(&manifest).unwrap().replace(
+            r#""chat_max": {"type": "number", "default": 8"#,
+            r#""chat_max": {"type": "number", "default": 80"#,
+        );
+        std::fs::write(&manifest, &text).unwrap();
+        let problems = reg.reload();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        let line = text
+            .lines()
+            .position(|l| l.contains("\"chat_max\""))
+            .unwrap()
+            + 1;
+        assert_eq!(problems[0].line, Some(line));
+        assert!(
+            problems[0].message.contains("chat_max"),
+            "{}",
+            problems[0].message
+        );
+        assert!(!reg.fields()["mine"].contains_key("chat_max"));
+    }
+
+    #[test]
+    fn the_builtin_theme_declares_every_page_with_a_size_and_description() {
+        let reg = ThemeRegistry::load(ThemeSources::default());
+        let pages: Vec<PageListing> = reg.pages();
+        for want in [
+            "alerts",
+            "combo",
+            "chat",
+            "likes",
+            "goal",
+            "viewers",
+            "topgifters",
+        ] {
+            let p = pages
+                .iter()
+                .find(|p| p.theme == "default" && p.page == want)
+                .unwrap_or_else(|| panic!("no page {want}"));
+            assert!(!p.description.is_empty() && p.width > 0 && p.height > 0);
+        }
+        for page in pages {
+            let html = reg
+                .render_page(
+                    "default",
+                    &page.page,
+                    &HashMap::new(),
+                    json!({"ws_url": "/ws"}),
+                )
+                .unwrap();
+            // No request may leave the machine: no absolute URLs in the pages.
+            assert!(
+                !html.contains("http://") && !html.contains("https://"),
+                "{}",
+                page.page
+            );
+        }
     }
 }

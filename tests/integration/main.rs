@@ -7,3 +7,6 @@ mod support;
 mod alerts_page;
 mod demo_e2e;
 mod normalise;
+mod themes_browser;
+mod themes_cli;
+mod themes_reload;
