@@ -25,7 +25,13 @@ pub struct Cli {
 pub enum Command {
     /// Run a synthetic stream (no TikTok account needed): the quickest way to see overlays work.
     Demo(DemoArgs),
+    /// Validate the config file (--config, else the built-in default), then exit: 0 valid, 2 invalid.
+    Check(CheckArgs),
 }
+
+/// Options of `tikrelay check`; what it checks comes from the common options (`--config`).
+#[derive(Debug, Args, Default)]
+pub struct CheckArgs {}
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
@@ -56,6 +62,17 @@ pub struct CommonArgs {
     /// Folder of shared templates (layout.hbs, dashboard.hbs, partials/).
     #[arg(long, global = true)]
     pub templates: Option<PathBuf>,
+    /// Config file (TOML): alert queues, triggers, actions, goals. Without it a built-in default
+    /// gives follow, share and gift alerts on queue `main`.
+    #[arg(long, global = true, env = "TIKRELAY_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Folder for pending alerts, alert history and session totals, kept across restarts
+    /// (default: the per-user data folder, e.g. ~/.local/share/tikrelay).
+    #[arg(long, global = true, env = "TIKRELAY_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Start the session totals from zero instead of restoring the saved ones.
+    #[arg(long, global = true)]
+    pub new_session: bool,
     /// Seconds without a message after which an open gift combo ends.
     #[arg(long, global = true, default_value_t = 10.0)]
     pub combo_timeout: f64,
