@@ -5,3 +5,6 @@
 mod support;
 
 mod demo_e2e;
+mod alerts;
+mod rcon;
+mod triggers;
