@@ -115,7 +115,7 @@ async fn one_at_a_time_and_alert_done_advances_at_once() {
     let b = rig.add(2);
     let c = rig.add(3);
     let got = received_alerts(&mut player);
-    assert_eq!(ids(&got), [a.clone()], "only the first plays");
+    assert_eq!(ids(&got), [a.as_str()], "only the first plays");
     assert_eq!(got[0]["queue"], "main");
     assert_eq!(got[0]["duration_ms"], DURATION);
     assert_eq!(got[0]["vars"]["title"], "alert 1");
@@ -125,7 +125,7 @@ async fn one_at_a_time_and_alert_done_advances_at_once() {
     rig.done("not-playing");
     assert!(received_alerts(&mut player).is_empty());
     rig.done(&a);
-    assert_eq!(ids(&received_alerts(&mut player)), [b.clone()]);
+    assert_eq!(ids(&received_alerts(&mut player)), [b.as_str()]);
     rig.done(&a); // a late second answer changes nothing
     assert!(received_alerts(&mut player).is_empty());
     rig.done(&b);
@@ -173,12 +173,12 @@ async fn the_last_player_leaving_puts_the_playing_alert_back_first() {
     let mut first = rig.player();
     let a = rig.add(1);
     let b = rig.add(2);
-    assert_eq!(ids(&received_alerts(&mut first)), [a.clone()]);
+    assert_eq!(ids(&received_alerts(&mut first)), [a.as_str()]);
     rig.hub.unregister(first.id);
     rig.alerts.client_op(ClientOp::Left { client: first.id });
     assert_eq!(rig.pending(), 2);
     let mut second = rig.player();
-    assert_eq!(ids(&received_alerts(&mut second)), [a.clone()]);
+    assert_eq!(ids(&received_alerts(&mut second)), [a.as_str()]);
     rig.done(&a);
     assert_eq!(ids(&received_alerts(&mut second)), [b]);
 }
@@ -201,7 +201,7 @@ async fn pause_resume_skip_and_clear() {
     assert_eq!(rig.alerts.history()[0]["alert_id"], a);
 
     rig.alerts.control("main", Control::Resume).unwrap();
-    assert_eq!(ids(&received_alerts(&mut player)), [b.clone()]);
+    assert_eq!(ids(&received_alerts(&mut player)), [b.as_str()]);
 
     // Skip while playing ends it at once, tells the player, and starts the next.
     rig.alerts.control("main", Control::Skip).unwrap();
@@ -244,7 +244,7 @@ async fn replay_puts_a_past_alert_next() {
     let b = rig.add(2);
     let _ = received_alerts(&mut player);
     rig.done(&a);
-    assert_eq!(ids(&received_alerts(&mut player)), [b.clone()]);
+    assert_eq!(ids(&received_alerts(&mut player)), [b.as_str()]);
     let c = rig.add(3);
     let again = rig.alerts.replay(&a).unwrap();
     assert_ne!(again, a);
@@ -252,7 +252,7 @@ async fn replay_puts_a_past_alert_next() {
     let got = received_alerts(&mut player);
     assert_eq!(
         ids(&got),
-        [again.clone()],
+        [again.as_str()],
         "the replay comes before newer alerts"
     );
     assert_eq!(got[0]["replay_of"], a);
