@@ -477,3 +477,83 @@ async fn pending_alerts_and_totals_survive_a_restart_of_the_binary() {
     assert_eq!(alert["alert_id"], before[0].as_str());
     assert_eq!(alert["vars"]["title"], "Viewer 0");
 }
+
+/// Headless Chromium, killed when dropped.
+struct Browser(std::process::Child, tempfile::TempDir);
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn chromium() -> Option<&'static str> {
+    ["chromium", "chromium-browser", "google-chrome"]
+        .into_iter()
+        .find(|b| {
+            std::process::Command::new(b)
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+}
+
+#[tokio::test]
+async fn the_default_alerts_page_plays_the_queue_in_a_real_browser() {
+    let Some(browser) = chromium() else {
+        eprintln!("SKIPPED: no chromium on PATH");
+        return;
+    };
+    let config = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
+    std::fs::write(
+        config.path(),
+        "[[trigger]]\non = \"follow\"\nalert = { duration_ms = 1000, title = \"{{name}}\" }\n",
+    )
+    .unwrap();
+    let relay = InProcess::start(&["--config", config.path().to_str().unwrap()]).await;
+    for i in 0..3 {
+        let user = json!({"id": format!("{i}"), "unique_id": format!("v{i}"), "nickname": format!("<img src=x onerror=alert({i})>")});
+        assert_eq!(
+            post_test_event(&relay.url(""), json!({"type": "follow", "user": user})).await,
+            200
+        );
+    }
+    let profile = tempfile::tempdir().unwrap();
+    let child = std::process::Command::new(browser)
+        .args([
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--autoplay-policy=no-user-gesture-required",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg(relay.url("/overlays/default/alerts"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start chromium");
+    let _browser = Browser(child, profile);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let history = relay.engine.alerts.history();
+        if history.len() == 3 {
+            let outcomes: Vec<&str> = history
+                .iter()
+                .map(|h| h["outcome"].as_str().unwrap())
+                .collect();
+            assert_eq!(
+                outcomes,
+                ["done", "done", "done"],
+                "the page answers alert_done itself"
+            );
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "page played only {history:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
