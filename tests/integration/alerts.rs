@@ -478,13 +478,16 @@ async fn pending_alerts_and_totals_survive_a_restart_of_the_binary() {
     assert_eq!(alert["vars"]["title"], "Viewer 0");
 }
 
-/// Headless Chromium, killed when dropped.
-struct Browser(std::process::Child, tempfile::TempDir);
+/// Headless Chromium, killed when dropped (before its profile folder is removed).
+struct Browser {
+    child: std::process::Child,
+    _profile: tempfile::TempDir,
+}
 
 impl Drop for Browser {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -534,7 +537,10 @@ async fn the_default_alerts_page_plays_the_queue_in_a_real_browser() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("start chromium");
-    let _browser = Browser(child, profile);
+    let _browser = Browser {
+        child,
+        _profile: profile,
+    };
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
         let history = relay.engine.alerts.history();
