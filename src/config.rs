@@ -176,6 +176,9 @@ pub struct WebhookSettings {
     pub max_attempts: u32,
     pub retry_backoff: Duration,
     pub queue_capacity: usize,
+    /// Least time between the starts of two requests, so a gift storm does not flood the
+    /// endpoint.
+    pub min_interval: Duration,
 }
 
 impl Default for WebhookSettings {
@@ -185,6 +188,7 @@ impl Default for WebhookSettings {
             max_attempts: 3,
             retry_backoff: Duration::from_millis(500),
             queue_capacity: 1000,
+            min_interval: Duration::from_millis(50),
         }
     }
 }
@@ -307,6 +311,7 @@ struct RawWebhooks {
     max_attempts: Option<u32>,
     retry_backoff_ms: Option<u64>,
     queue_capacity: Option<usize>,
+    min_interval_ms: Option<u64>,
 }
 
 /// Collects the position of the first problem.
@@ -447,6 +452,9 @@ impl Config {
                     .queue_capacity
                     .unwrap_or(d.queue_capacity)
                     .clamp(1, 100_000),
+                min_interval: w
+                    .min_interval_ms
+                    .map_or(d.min_interval, Duration::from_millis),
             };
         }
         for (i, t) in raw.triggers.into_iter().enumerate() {

@@ -4,7 +4,7 @@
 //! Each request is tried up to `max_attempts` times with a per-try timeout and a doubling pause
 //! between tries. Server errors (5xx), 408, 429 and network failures are retried; other 4xx
 //! answers mean the request itself is wrong, so it is dropped at once with a warning. Requests go
-//! out one at a time, in the order the triggers fired.
+//! out one at a time, in the order the triggers fired, at most one per `min_interval`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -83,7 +83,10 @@ async fn run(
     settings: WebhookSettings,
     mut rx: mpsc::Receiver<WebhookRequest>,
 ) {
+    let mut next_start = tokio::time::Instant::now();
     while let Some(request) = rx.recv().await {
+        tokio::time::sleep_until(next_start).await;
+        next_start = tokio::time::Instant::now() + settings.min_interval;
         deliver(&client, &settings, &request).await;
     }
 }
