@@ -424,3 +424,126 @@ pub fn start(config: Arc<Config>, hub: &Arc<Hub>, data: Option<DataDir>) -> Arc<
     hub.set_event_hook(engine.clone());
     engine
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::{Source, User};
+    use crate::stats::Stats;
+    use std::time::Duration;
+
+    /// The engine, its queues, and the hub (held weakly by the queues, so kept alive here).
+    fn engine(body: &str) -> (TriggerEngine, Arc<AlertQueues>, Arc<Hub>) {
+        let config = Arc::new(Config::parse(body, "test.toml").unwrap());
+        let hub = Hub::new(Arc::new(Stats::default()));
+        let alerts = AlertQueues::new(&config.queues, &hub);
+        (
+            TriggerEngine::new(config, alerts.clone(), None, None),
+            alerts,
+            hub,
+        )
+    }
+
+    fn event(kind: EventKind, user: &str) -> Event {
+        Event::new(kind, "x", Source::Test).with_user(Some(User {
+            id: user.into(),
+            unique_id: format!("u{user}"),
+            nickname: format!("N{user}"),
+            avatar_url: None,
+        }))
+    }
+
+    #[test]
+    fn follow_once_per_window_fires_again_after_the_window() {
+        let (mut e, _, _hub) = engine(
+            "[[trigger]]\non = \"follow\"\nfollow_once_per = 60\nalert = { title = \"{{name}}\" }\n",
+        );
+        let t0 = Instant::now();
+        assert_eq!(e.handle(&event(EventKind::Follow, "1"), t0), 1);
+        assert_eq!(e.handle(&event(EventKind::Follow, "2"), t0), 1);
+        let later = t0 + Duration::from_secs(59);
+        assert_eq!(e.handle(&event(EventKind::Follow, "1"), later), 0);
+        let after = t0 + Duration::from_secs(60);
+        assert_eq!(e.handle(&event(EventKind::Follow, "1"), after), 1);
+    }
+
+    #[test]
+    fn cooldowns_end_when_their_time_is_up() {
+        let (mut e, _, _hub) = engine(
+            "[[trigger]]\non = \"share\"\ncooldown_ms = 1000\nalert = { title = \"x\" }\n\
+             [[trigger]]\non = \"follow\"\nuser_cooldown_ms = 1000\nalert = { title = \"x\" }\n",
+        );
+        let t0 = Instant::now();
+        assert_eq!(e.handle(&event(EventKind::Share, "1"), t0), 1);
+        let t1 = t0 + Duration::from_millis(999);
+        assert_eq!(e.handle(&event(EventKind::Share, "2"), t1), 0, "any viewer");
+        assert_eq!(
+            e.handle(&event(EventKind::Share, "2"), t0 + Duration::from_secs(1)),
+            1
+        );
+        assert_eq!(e.handle(&event(EventKind::Follow, "1"), t0), 1);
+        assert_eq!(
+            e.handle(&event(EventKind::Follow, "2"), t1),
+            1,
+            "other viewer"
+        );
+        assert_eq!(e.handle(&event(EventKind::Follow, "1"), t1), 0);
+        assert_eq!(
+            e.handle(&event(EventKind::Follow, "1"), t0 + Duration::from_secs(1)),
+            1
+        );
+    }
+
+    #[test]
+    fn like_thresholds_count_crossings_also_without_a_room_total() {
+        let (mut e, alerts, _hub) = engine(
+            "[[trigger]]\non = \"like\"\nevery_likes = 10\nalert = { title = \"{{units}}\" }\n",
+        );
+        let now = Instant::now();
+        let like = |count, total| event(EventKind::Like { count, total }, "1");
+        assert_eq!(e.handle(&like(9, 0), now), 0);
+        assert_eq!(e.handle(&like(1, 0), now), 1, "10 reached");
+        assert_eq!(e.handle(&like(25, 0), now), 1, "35: crossed 20 and 30");
+        assert_eq!(
+            e.handle(&like(1, 30), now),
+            0,
+            "an older room total changes nothing"
+        );
+        assert_eq!(e.handle(&like(5, 40), now), 1);
+        let titles: Vec<Value> = alerts.saved().queues["main"]
+            .pending
+            .iter()
+            .map(|a| a.vars["title"].clone())
+            .collect();
+        assert_eq!(titles, [json!("1"), json!("2"), json!("1")]);
+    }
+
+    #[test]
+    fn gift_alerts_get_the_gift_image_and_the_display_name() {
+        let (mut e, alerts, _hub) = engine(
+            "[[trigger]]\non = \"gift\"\nalert = { title = \"{{name}}\", subtitle = \"{{gift.name}} x{{count}}\" }\n",
+        );
+        let mut ev = event(
+            EventKind::Gift {
+                gift: crate::events::GiftInfo {
+                    id: 1,
+                    name: "Rose".into(),
+                    diamonds: 1,
+                    image_url: Some("/rose.svg".into()),
+                    streakable: true,
+                },
+                count: 5,
+                diamonds_total: 5,
+                combo_id: None,
+            },
+            "1",
+        );
+        ev.user.as_mut().unwrap().nickname = String::new();
+        assert_eq!(e.handle(&ev, Instant::now()), 1);
+        let vars = alerts.saved().queues["main"].pending[0].vars.clone();
+        assert_eq!(
+            vars,
+            json!({"title": "u1", "subtitle": "Rose x5", "image": "/rose.svg"})
+        );
+    }
+}
