@@ -4,7 +4,7 @@
 
 mod support;
 
-mod demo_e2e;
 mod alerts;
+mod demo_e2e;
 mod rcon;
 mod triggers;

@@ -60,7 +60,8 @@ pub struct InProcess {
 
 impl InProcess {
     pub async fn start(extra: &[&str]) -> InProcess {
-        let data_dir = (!extra.contains(&"--data-dir")).then(|| tempfile::tempdir().expect("temp dir"));
+        let data_dir =
+            (!extra.contains(&"--data-dir")).then(|| tempfile::tempdir().expect("temp dir"));
         let mut args = extra.to_vec();
         if let Some(d) = &data_dir {
             args.push("--data-dir");
