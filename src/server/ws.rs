@@ -46,7 +46,15 @@ pub fn upgrade(
                 may_control,
             };
             if let Some(queue) = queue {
-                conn.play(queue);
+                // Playing takes alerts off a queue, so it is a control op like `play`: a page
+                // of another origin must not swallow the streamer's alerts.
+                match &conn.may_control {
+                    Ok(()) => conn.play(queue),
+                    Err(why) => tracing::warn!(
+                        client = id,
+                        "refused to let a page play alert queue {queue:?}: {why}"
+                    ),
+                }
             }
             conn.run(socket).await;
             relay.hub.unregister(id);

@@ -563,3 +563,73 @@ async fn the_default_alerts_page_plays_the_queue_in_a_real_browser() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test]
+async fn a_page_of_another_origin_cannot_play_a_queue() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let relay = InProcess::start(&[]).await;
+    let mut request = relay
+        .ws_url("/ws?queue=main")
+        .into_client_request()
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("Origin", "http://evil.example".parse().unwrap());
+    let (stream, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let mut foreign = WsClient { stream };
+    foreign.next_of_type("hello").await;
+    foreign
+        .send_json(json!({"op": "play", "queue": "main"}))
+        .await;
+    let err = foreign.next_of_type("error").await;
+    assert!(
+        err["message"].as_str().unwrap().contains("forbidden"),
+        "{err}"
+    );
+    assert_eq!(
+        post_test_event(&relay.url(""), json!({"type": "follow"})).await,
+        200
+    );
+    // The follow's own event reaches the page, the alert does not: nobody plays the queue.
+    foreign.next_of_type("follow").await;
+    let q = relay.engine.alerts.snapshot();
+    assert_eq!(q["main"]["players"], 0, "{q}");
+    assert_eq!(q["main"]["pending"], 1, "{q}");
+}
+
+#[tokio::test]
+async fn pending_alerts_survive_a_crash_once_saved() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    let args = ["demo", "--rate", "0", "--port", "0", "--data-dir", data];
+    let mut first = RelayProcess::start(&args);
+    for i in 0..2 {
+        let user = json!({"id": format!("{i}"), "nickname": format!("Fan {i}")});
+        assert_eq!(
+            post_test_event(&first.url(""), json!({"type": "share", "user": user})).await,
+            200
+        );
+    }
+    // The debounced save follows the changes within a second or so; no clean shutdown after.
+    let file = dir.path().join("alerts.json");
+    let deadline = tokio::time::Instant::now() + crate::support::WAIT;
+    let saved: Vec<String> = loop {
+        if let Ok(bytes) = std::fs::read(&file) {
+            let v: Value = serde_json::from_slice(&bytes).expect("never half a file");
+            let pending = v["queues"]["main"]["pending"].as_array().unwrap().clone();
+            if pending.len() == 2 {
+                break pending
+                    .iter()
+                    .map(|a| a["alert_id"].as_str().unwrap().to_string())
+                    .collect();
+            }
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never saved");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    first.child.kill().unwrap();
+    first.child.wait().unwrap();
+    let second = RelayProcess::start(&args);
+    let (after, _) = pending_ids(&second.url("")).await;
+    assert_eq!(after, saved);
+}
