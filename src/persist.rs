@@ -7,6 +7,7 @@
 //! and once more at shutdown. A file that does not parse is kept aside as `NAME.bad` and the relay
 //! starts fresh instead of refusing to start.
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Weak};
@@ -17,7 +18,7 @@ use serde::de::DeserializeOwned;
 use tokio::sync::Notify;
 
 use crate::alerts::AlertQueues;
-use crate::stats::Stats;
+use crate::stats::{LeaderEntry, Stats};
 
 /// Pending alerts and history.
 pub const ALERTS_FILE: &str = "alerts.json";
@@ -25,6 +26,9 @@ pub const ALERTS_FILE: &str = "alerts.json";
 pub const SESSION_FILE: &str = "session.json";
 /// Least time between two saves while changes keep coming.
 pub const DEBOUNCE: Duration = Duration::from_secs(1);
+/// Leaderboard entries saved per board. A big stream has hundreds of thousands of likers, and
+/// the file is rewritten every second while they like; below this rank nobody is shown anyway.
+pub const SAVED_LEADERS: usize = 1000;
 
 /// The per-user default: `$XDG_DATA_HOME/tikrelay`, `~/.local/share/tikrelay`, `%APPDATA%\tikrelay`
 /// on Windows, `~/Library/Application Support/tikrelay` on macOS.
@@ -111,6 +115,29 @@ impl DataDir {
     }
 }
 
+/// Keeps the [`SAVED_LEADERS`] best entries of a leaderboard.
+fn trim_board(board: &mut HashMap<String, LeaderEntry>) {
+    if board.len() <= SAVED_LEADERS {
+        return;
+    }
+    let mut scores: Vec<u64> = board.values().map(|e| e.score).collect();
+    let cut = scores.len() - SAVED_LEADERS;
+    let (_, threshold, _) = scores.select_nth_unstable(cut);
+    let threshold = *threshold;
+    board.retain(|_, e| e.score >= threshold);
+    // Ties at the threshold may leave more; drop the excess among them.
+    let excess = board.len().saturating_sub(SAVED_LEADERS);
+    let ties: Vec<String> = board
+        .iter()
+        .filter(|(_, e)| e.score == threshold)
+        .map(|(k, _)| k.clone())
+        .take(excess)
+        .collect();
+    for key in ties {
+        board.remove(&key);
+    }
+}
+
 /// Saves alerts and totals when they change, debounced, and on demand at shutdown.
 pub struct Saver {
     dir: DataDir,
@@ -140,7 +167,9 @@ impl Saver {
 
     /// Writes both files now.
     pub fn save_now(&self) {
-        let session = self.stats.session_state();
+        let mut session = self.stats.session_state();
+        trim_board(&mut session.gifters);
+        trim_board(&mut session.likers);
         if let Err(e) = self.dir.save(SESSION_FILE, &session) {
             tracing::error!(
                 "cannot save session totals in {}: {e}",
@@ -169,5 +198,53 @@ impl Saver {
             // File IO off the async threads; a big leaderboard takes a moment to write.
             let _ = tokio::task::spawn_blocking(move || me.save_now()).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::User;
+
+    #[test]
+    fn atomic_writes_replace_the_file_and_leave_no_temp() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = DataDir::open(&dir.path().join("new")).unwrap();
+        data.save("x.json", &vec![1, 2]).unwrap();
+        data.save("x.json", &vec![3]).unwrap();
+        assert_eq!(data.load::<Vec<u32>>("x.json"), Some(vec![3]));
+        let names: Vec<_> = std::fs::read_dir(data.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["x.json"]);
+    }
+
+    #[test]
+    fn a_file_that_does_not_parse_is_kept_aside() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = DataDir::open(dir.path()).unwrap();
+        std::fs::write(dir.path().join("x.json"), b"{half").unwrap();
+        assert_eq!(data.load::<Vec<u32>>("x.json"), None);
+        assert!(dir.path().join("x.json.bad").exists());
+        assert_eq!(data.load::<Vec<u32>>("missing.json"), None);
+    }
+
+    #[test]
+    fn saved_leaderboards_keep_the_best() {
+        let mut board = HashMap::new();
+        for i in 0..(SAVED_LEADERS as u64 + 500) {
+            board.insert(
+                i.to_string(),
+                LeaderEntry {
+                    user: User::default(),
+                    score: i / 2,
+                },
+            );
+        }
+        trim_board(&mut board);
+        assert_eq!(board.len(), SAVED_LEADERS);
+        let lowest = board.values().map(|e| e.score).min().unwrap();
+        assert_eq!(lowest, 250);
     }
 }
