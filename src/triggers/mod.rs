@@ -546,4 +546,54 @@ mod tests {
             json!({"title": "u1", "subtitle": "Rose x5", "image": "/rose.svg"})
         );
     }
+
+    #[test]
+    fn the_default_config_shows_follows_shares_and_gifts() {
+        let (mut e, alerts, _hub) = engine(crate::config::DEFAULT_CONFIG);
+        let now = Instant::now();
+        let gift = |count| {
+            event(
+                EventKind::Gift {
+                    gift: crate::events::GiftInfo {
+                        id: 1,
+                        name: "Rose".into(),
+                        diamonds: 1,
+                        image_url: None,
+                        streakable: true,
+                    },
+                    count,
+                    diamonds_total: count,
+                    combo_id: None,
+                },
+                "1",
+            )
+        };
+        for ev in [
+            event(EventKind::Follow, "1"),
+            event(EventKind::Share, "2"),
+            gift(5),
+            gift(1),
+            event(EventKind::Join { member_count: 1 }, "3"),
+        ] {
+            e.handle(&ev, now);
+        }
+        let shown: Vec<(String, String)> = alerts.saved().queues["main"]
+            .pending
+            .iter()
+            .map(|a| {
+                (
+                    a.vars["title"].as_str().unwrap().to_string(),
+                    a.vars["subtitle"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        let expected = [
+            ("N1", "followed you!"),
+            ("N2", "shared the LIVE!"),
+            ("N1", "sent Rose x5"),
+            ("N1", "sent Rose"),
+        ]
+        .map(|(a, b)| (a.to_string(), b.to_string()));
+        assert_eq!(shown, expected);
+    }
 }
