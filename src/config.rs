@@ -571,6 +571,12 @@ impl Config {
         let per_unit = match &t.repeat {
             None => false,
             Some(r) => match r.get_ref().as_str() {
+                "per_unit" if on == "combo" => {
+                    return Err(cx.err(
+                        r.span(),
+                        "repeat = \"per_unit\" does not fit on = \"combo\" (each combo update carries the running count); use on = \"gift\", which sees each streak once, when it ends",
+                    ));
+                }
                 "per_unit" => true,
                 "once" => false,
                 other => {
@@ -864,6 +870,12 @@ alert = { title = "x" }
 
         let (_, _, m) = invalid("[[trigger]]\non = \"follow\"\n");
         assert!(m.contains("does nothing"), "{m}");
+
+        let (l, c, m) = invalid(
+            "[[trigger]]\non = \"combo\"\nrepeat = \"per_unit\"\nalert = { title = \"x\" }\n",
+        );
+        assert_eq!((l, c), (3, 10), "{m}");
+        assert!(m.contains("on = \"gift\""), "{m}");
     }
 
     #[test]
