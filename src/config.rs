@@ -314,7 +314,7 @@ struct RawWebhooks {
     min_interval_ms: Option<u64>,
 }
 
-/// Collects the position of the first problem.
+/// The file name and its text, so errors can point at a line and column.
 struct Ctx<'a> {
     file: &'a str,
     text: &'a str,
