@@ -11,16 +11,20 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
 use crate::cli::{Cli, Command, CommonArgs};
+use crate::config::Config;
 use crate::events::Source;
 use crate::events::normalise::Normaliser;
 use crate::hub::Hub;
 use crate::hub::{Audience, Outbound};
+use crate::persist::{DataDir, SESSION_FILE};
 use crate::pipeline::{self, Input};
 use crate::server::{self, OriginPolicy, Relay};
 use crate::sources::demo;
+use crate::stats::SessionState;
 use crate::stats::Stats;
 use crate::themes::watch::{ThemeChange, ThemeWatcher};
 use crate::themes::{ThemeRegistry, ThemeSources};
+use crate::triggers::{self, Engine};
 
 /// How often changed totals are pushed to overlays as `state` messages.
 const STATE_PUSH_INTERVAL: Duration = Duration::from_millis(250);
@@ -88,9 +92,54 @@ pub async fn run(
     }
 }
 
-/// `tikrelay check`: every check that applies, each in its own function; exit 2 on a problem.
-fn check(common: &CommonArgs) -> Result<(), AppError> {
+/// `tikrelay check`: validates what the common options point at (the config, then the
+/// themes), prints one line per part, and fails (exit 2) on the first invalid one.
+pub fn check(common: &CommonArgs) -> Result<(), AppError> {
+    let config = load_config(common)?;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(
+        out,
+        "config ok: {} ({} triggers; queues: {})",
+        config.origin,
+        config.triggers.len(),
+        config.queues.keys().cloned().collect::<Vec<_>>().join(", ")
+    );
+    drop(out);
     check_overlays(common)
+}
+
+/// Loads and validates `--config` (or the built-in default); invalid is a usage error (exit 2).
+pub fn load_config(common: &CommonArgs) -> Result<Config, AppError> {
+    crate::config::load(common.config.as_deref()).map_err(|e| AppError::Usage(e.to_string()))
+}
+
+/// Opens `--data-dir` (an error if it cannot be used) or the per-user default (a warning, and
+/// nothing is saved, if it cannot be used).
+fn open_data_dir(common: &CommonArgs) -> Result<Option<DataDir>, AppError> {
+    if let Some(dir) = &common.data_dir {
+        return DataDir::open(dir).map(Some).map_err(|e| {
+            AppError::Usage(format!(
+                "--data-dir {}: {e}; pass a folder you can write to",
+                dir.display()
+            ))
+        });
+    }
+    let Some(dir) = crate::persist::default_data_dir() else {
+        tracing::warn!(
+            "no data folder found (HOME is not set); pending alerts and totals will not survive a restart; pass --data-dir"
+        );
+        return Ok(None);
+    };
+    match DataDir::open(&dir) {
+        Ok(d) => Ok(Some(d)),
+        Err(e) => {
+            tracing::warn!(
+                "cannot use {} ({e}); pending alerts and totals will not survive a restart; pass --data-dir",
+                dir.display()
+            );
+            Ok(None)
+        }
+    }
 }
 
 /// Loads and renders every theme and template the relay would serve.
@@ -198,6 +247,8 @@ pub struct Running {
     relay: Arc<Relay>,
     /// Hot reload of `--overlays`/`--templates`; lives as long as the server.
     watcher: Option<ThemeWatcher>,
+    /// Alert queues, triggers and the data dir saver.
+    pub engine: Arc<Engine>,
 }
 
 /// Builds the hub, themes and pipeline around a bound listener.
@@ -211,9 +262,20 @@ pub fn start(
         .map_err(|e| AppError::Other(anyhow::anyhow!("cannot read the listening address: {e}")))?;
     let combo_timeout = Duration::try_from_secs_f64(common.combo_timeout)
         .map_err(|_| AppError::Usage("--combo-timeout takes seconds, e.g. 10".into()))?;
-    let stats = Arc::new(Stats::default());
+    let config = Arc::new(load_config(common)?);
+    let data = open_data_dir(common)?;
+    let session = match &data {
+        Some(d) if !common.new_session => d.load::<SessionState>(SESSION_FILE),
+        _ => None,
+    };
+    let stats = Arc::new(session.map(Stats::from_state).unwrap_or_default());
     stats.set_connection(source.as_str(), "starting");
+    stats.set_goals(config.goals);
     let hub = Hub::new(stats);
+    if let Some(d) = &data {
+        tracing::info!("data dir: {}", d.path().display());
+    }
+    let engine = triggers::start(config, &hub, data);
     let themes = Arc::new(ThemeRegistry::load(theme_sources(common)));
     let (input, input_rx) = mpsc::channel(pipeline::INPUT_BUFFER);
     tokio::spawn(pipeline::run(
@@ -237,6 +299,7 @@ pub fn start(
         themes: themes.clone(),
         input: input.clone(),
         origin: OriginPolicy::new(addr),
+        alerts: engine.alerts.clone(),
     });
     let watcher = watch_themes(&themes, &hub);
     Ok(Running {
@@ -246,6 +309,7 @@ pub fn start(
         listener,
         relay,
         watcher,
+        engine,
     })
 }
 
@@ -306,7 +370,15 @@ impl Running {
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) {
         self.print_urls();
         let _watcher = self.watcher;
+        let engine = self.engine.clone();
+        // Save before the server drains its connections: pending alerts and totals must reach
+        // the disk even if a client holds the graceful shutdown up.
+        let shutdown = async move {
+            shutdown.await;
+            engine.save_now();
+        };
         server::serve(self.listener, self.relay, shutdown).await;
+        self.engine.save_now();
     }
 
     fn print_urls(&self) {

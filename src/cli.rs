@@ -25,16 +25,14 @@ pub struct Cli {
 pub enum Command {
     /// Run a synthetic stream (no TikTok account needed): the quickest way to see overlays work.
     Demo(DemoArgs),
-    /// Validate themes (every template and theme.json under --overlays) and exit: 0 when all
-    /// is well, 2 with file and line otherwise.
+    /// Validate the config file (--config, else the built-in default) and the themes (every
+    /// template and theme.json under --overlays), then exit: 0 when all is well, 2 with file,
+    /// line and column otherwise.
     Check(CheckArgs),
     /// Theme folders: `theme new DIR` starts a theme of your own from the built-in one.
     #[command(subcommand)]
     Theme(ThemeCommand),
 }
-
-#[derive(Debug, Args)]
-pub struct CheckArgs {}
 
 #[derive(Debug, Subcommand)]
 pub enum ThemeCommand {
@@ -44,6 +42,11 @@ pub enum ThemeCommand {
         dir: PathBuf,
     },
 }
+
+/// Options of `tikrelay check`; what it checks comes from the common options (`--config`,
+/// `--overlays`, `--templates`).
+#[derive(Debug, Args, Default)]
+pub struct CheckArgs {}
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
@@ -74,6 +77,17 @@ pub struct CommonArgs {
     /// Folder of shared templates (layout.hbs, dashboard.hbs, partials/).
     #[arg(long, global = true)]
     pub templates: Option<PathBuf>,
+    /// Config file (TOML): alert queues, triggers, actions, goals. Without it a built-in default
+    /// gives follow, share and gift alerts on queue `main`.
+    #[arg(long, global = true, env = "TIKRELAY_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Folder for pending alerts, alert history and session totals, kept across restarts
+    /// (default: the per-user data folder, e.g. ~/.local/share/tikrelay).
+    #[arg(long, global = true, env = "TIKRELAY_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Start the session totals from zero instead of restoring the saved ones.
+    #[arg(long, global = true)]
+    pub new_session: bool,
     /// Seconds without a message after which an open gift combo ends.
     #[arg(long, global = true, default_value_t = 10.0)]
     pub combo_timeout: f64,

@@ -108,6 +108,16 @@ pub enum ClientOp {
     Left { client: u64 },
 }
 
+/// An in-process consumer that must see every event, in order (the trigger engine). Called
+/// synchronously by [`Hub::publish`] after the event went out to clients, so it never lags and
+/// never loses an event; it must not block.
+pub trait EventHook: Send + Sync {
+    fn on_event(&self, event: &Arc<Event>);
+}
+
+/// A named part of the snapshot computed by another module (e.g. `queues`).
+type SnapshotPart = (&'static str, Arc<dyn Fn() -> Value + Send + Sync>);
+
 /// A registered websocket client, as its connection task holds it.
 pub struct ClientHandle {
     pub id: u64,
@@ -124,6 +134,8 @@ pub struct Hub {
     stats: Arc<Stats>,
     version: &'static str,
     ops: Mutex<Option<mpsc::UnboundedSender<ClientOp>>>,
+    hook: RwLock<Option<Arc<dyn EventHook>>>,
+    parts: RwLock<Vec<SnapshotPart>>,
 }
 
 impl Hub {
@@ -136,6 +148,8 @@ impl Hub {
             stats,
             version: env!("CARGO_PKG_VERSION"),
             ops: Mutex::new(None),
+            hook: RwLock::new(None),
+            parts: RwLock::new(Vec::new()),
         })
     }
 
@@ -161,8 +175,29 @@ impl Hub {
             recent.push_back(event.clone());
         }
         // No receiver is fine: nothing in-process listens in some modes.
-        let _ = self.events.send(event);
+        let _ = self.events.send(event.clone());
         self.send(out);
+        let hook = self.hook.read().expect("hook lock").clone();
+        if let Some(hook) = hook {
+            hook.on_event(&event);
+        }
+    }
+
+    /// Sets the consumer that sees every published event synchronously (see [`EventHook`]).
+    pub fn set_event_hook(&self, hook: Arc<dyn EventHook>) {
+        *self.hook.write().expect("hook lock") = Some(hook);
+    }
+
+    /// Adds a part to the snapshot of `/api/state` and `hello`, computed on each snapshot.
+    pub fn add_snapshot_part(
+        &self,
+        name: &'static str,
+        part: impl Fn() -> Value + Send + Sync + 'static,
+    ) {
+        self.parts
+            .write()
+            .expect("parts lock")
+            .push((name, Arc::new(part)));
     }
 
     /// Sends a relay message (or a pre-built event) to the clients that want it.
@@ -265,6 +300,10 @@ impl Hub {
         let mut state = self.stats.snapshot();
         if let Value::Object(map) = &mut state {
             map.insert("clients".into(), json!(self.client_count()));
+            let parts = self.parts.read().expect("parts lock").clone();
+            for (name, part) in parts {
+                map.insert(name.into(), part());
+            }
         }
         state
     }

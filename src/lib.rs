@@ -9,13 +9,19 @@
 //! - [`stats`]: session totals and the state snapshot.
 //! - [`themes`]: theme folders, handlebars rendering, field validation.
 //! - [`server`]: every HTTP and websocket route, behind the origin guard.
-//! - [`triggers`]: actions such as Minecraft RCON commands.
+//! - [`config`]: the TOML config file (queues, triggers, actions, goals) and its validation.
+//! - [`triggers`]: trigger matching and the action workers (Minecraft RCON, webhooks).
+//! - [`alerts`]: named alert queues, one alert playing at a time per queue.
+//! - [`persist`]: the data dir where pending alerts and totals survive a restart.
 //! - [`app`]: wires the parts together for each command; [`cli`] is the command line.
 
+pub mod alerts;
 pub mod app;
 pub mod cli;
+pub mod config;
 pub mod events;
 pub mod hub;
+pub mod persist;
 pub mod pipeline;
 pub mod server;
 pub mod sources;

@@ -10,6 +10,7 @@ use std::sync::Mutex;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use crate::config::Goals;
 use crate::events::{Event, EventKind, User, now_ms};
 
 /// How many entries the leaderboards show.
@@ -64,6 +65,8 @@ pub struct SessionState {
 struct Inner {
     state: SessionState,
     changed: BTreeSet<&'static str>,
+    /// Targets from the config; goals follow the totals.
+    goals: Goals,
 }
 
 #[derive(Default)]
@@ -78,8 +81,16 @@ impl Stats {
             inner: Mutex::new(Inner {
                 state,
                 changed: BTreeSet::new(),
+                goals: Goals::default(),
             }),
         }
+    }
+
+    /// Sets the goal targets (from the config); the snapshot then carries `goals`.
+    pub fn set_goals(&self, goals: Goals) {
+        let mut inner = self.inner.lock().expect("stats lock");
+        inner.goals = goals;
+        inner.changed.insert("goals");
     }
 
     /// Sets the connection state directly (sources call this as they start).
@@ -94,7 +105,7 @@ impl Stats {
     /// Folds one event into the totals.
     pub fn apply(&self, event: &Event) {
         let mut inner = self.inner.lock().expect("stats lock");
-        let Inner { state, changed } = &mut *inner;
+        let Inner { state, changed, .. } = &mut *inner;
         let t = &mut state.totals;
         match &event.kind {
             EventKind::Connected { unique_id } => {
@@ -165,6 +176,7 @@ impl Stats {
             "totals": inner.state.totals,
             "top_gifters": leaderboard(&inner.state.gifters),
             "top_likers": leaderboard(&inner.state.likers),
+            "goals": goals(&inner.goals, &inner.state.totals),
         })
     }
 
@@ -179,7 +191,10 @@ impl Stats {
         if inner.changed.is_empty() {
             return None;
         }
-        let changed = std::mem::take(&mut inner.changed);
+        let mut changed = std::mem::take(&mut inner.changed);
+        if changed.contains("totals") {
+            changed.insert("goals");
+        }
         let mut out = serde_json::Map::new();
         for part in changed {
             let value = match part {
@@ -187,6 +202,7 @@ impl Stats {
                 "totals" => json!(inner.state.totals),
                 "top_gifters" => leaderboard(&inner.state.gifters),
                 "top_likers" => leaderboard(&inner.state.likers),
+                "goals" => goals(&inner.goals, &inner.state.totals),
                 _ => continue,
             };
             out.insert(part.into(), value);
@@ -218,6 +234,26 @@ fn add_score(board: &mut HashMap<String, LeaderEntry>, user: &User, score: u64) 
     });
     entry.user = user.clone();
     entry.score += score;
+}
+
+/// `{name: {current, target, progress}}` for each goal with a target.
+fn goals(goals: &Goals, t: &Totals) -> Value {
+    let mut out = serde_json::Map::new();
+    for (name, target, current) in [
+        ("likes", goals.likes, t.likes.max(t.room_likes)),
+        ("follows", goals.follows, t.follows),
+        ("shares", goals.shares, t.shares),
+        ("diamonds", goals.diamonds, t.diamonds),
+    ] {
+        if let Some(target) = target.filter(|t| *t > 0) {
+            let progress = (current as f64 / target as f64).min(1.0);
+            out.insert(
+                name.into(),
+                json!({"current": current, "target": target, "progress": progress}),
+            );
+        }
+    }
+    Value::Object(out)
 }
 
 fn leaderboard(board: &HashMap<String, LeaderEntry>) -> Value {

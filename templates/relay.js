@@ -5,6 +5,7 @@
 // totals at once, dispatch events and relay messages to handlers, and hot reload (swap a
 // changed stylesheet in place, reload the page for anything else). Viewer text must only ever
 // reach the page through textContent: use TikRelay.el() / TikRelay.text(), never innerHTML.
+// TikRelay.player() makes a page the player of an alert queue (see there).
 (function () {
   "use strict";
   var config = window.TIKRELAY || {};
@@ -13,6 +14,8 @@
   var started = false;
   var options = { types: null, queue: null, reload: true };
   var backoff = 500;
+  // Alert players by queue name: {queue, render, stop, waiting: [], current: null}.
+  var players = {};
 
   function emit(type, msg) {
     (handlers[type] || []).slice().forEach(function (fn) {
@@ -88,10 +91,83 @@
         console.warn("tikrelay: " + msg.theme + "/" + msg.file + (msg.line ? ":" + msg.line : "") + ": " + msg.message);
         emit("template_error", msg);
         return;
+      case "alert":
+        onAlert(msg);
+        emit("alert", msg);
+        return;
+      case "alert_skip":
+        onSkip(msg);
+        emit("alert_skip", msg);
+        return;
       default:
         emit(msg.type, msg);
         emit("*", msg);
     }
+  }
+
+  // ---- alert player: one alert at a time, alert_done when the page is finished with it ----
+
+  function onAlert(msg) {
+    var p = players[msg.queue];
+    if (!p) return;
+    // After a reconnect the relay sends the alert that was playing again; it is still showing.
+    if (p.current && p.current.alert_id === msg.alert_id) return;
+    if (p.waiting.some(function (a) { return a.alert_id === msg.alert_id; })) return;
+    p.waiting.push(msg);
+    playNext(p);
+  }
+
+  function onSkip(msg) {
+    var p = players[msg.queue];
+    if (!p) return;
+    p.waiting = p.waiting.filter(function (a) { return a.alert_id !== msg.alert_id; });
+    if (p.current && p.current.alert_id === msg.alert_id) abandon(p);
+  }
+
+  // Stops the current alert at once (skipped, or its render never settled).
+  function abandon(p) {
+    var alert = p.current;
+    p.current = null;
+    if (p.stop) {
+      try {
+        p.stop(alert);
+      } catch (e) {
+        console.error("tikrelay alert stop failed:", e);
+      }
+    }
+    playNext(p);
+  }
+
+  function playNext(p) {
+    if (p.current || !p.waiting.length) return;
+    var alert = p.waiting.shift();
+    p.current = alert;
+    var settled = false;
+    // The relay moves on after duration + 1 s without alert_done; so does the page, so a render
+    // that never settles cannot stall it.
+    var guard = setTimeout(function () {
+      if (p.current === alert) abandon(p);
+    }, (Number(alert.duration_ms) || 5000) + 1500);
+    function finish() {
+      if (settled) return;
+      settled = true;
+      clearTimeout(guard);
+      TikRelay.alertDone(alert.alert_id);
+      if (p.current === alert) {
+        p.current = null;
+        playNext(p);
+      }
+    }
+    var result;
+    try {
+      result = p.render(alert);
+    } catch (e) {
+      console.error("tikrelay alert render failed:", e);
+    }
+    Promise.resolve(result).then(finish, function (e) {
+      console.error("tikrelay alert render failed:", e);
+      finish();
+    });
   }
 
   function socketUrl() {
@@ -109,6 +185,11 @@
     ws.onopen = function () {
       backoff = 500;
       TikRelay.connected = true;
+      // An empty type list means "no events" (only relay messages such as alerts).
+      if (options.types && !options.types.length) TikRelay.send({ op: "subscribe", types: [] });
+      Object.keys(players).forEach(function (queue) {
+        if (queue !== options.queue) TikRelay.send({ op: "play", queue: queue });
+      });
       emit("open", {});
     };
     ws.onmessage = function (e) {
@@ -157,6 +238,27 @@
         return true;
       }
       return false;
+    },
+    /**
+     * Makes this page a player of an alert queue. opts.queue (default "main"); opts.render(alert)
+     * shows one alert ({alert_id, queue, trigger, duration_ms, event, vars}) and returns a
+     * Promise that resolves when its animation and sound are over; opts.stop(alert), optional,
+     * hides it at once when the queue skips it. Alerts play one at a time, and alert_done goes
+     * back to the relay when render's promise settles. Call before or after start().
+     */
+    player: function (opts) {
+      opts = opts || {};
+      var queue = opts.queue || "main";
+      players[queue] = {
+        queue: queue,
+        render: opts.render || function () {},
+        stop: opts.stop,
+        waiting: [],
+        current: null,
+      };
+      if (!started && !options.queue) options.queue = queue;
+      else if (started && queue !== options.queue) TikRelay.send({ op: "play", queue: queue });
+      return TikRelay;
     },
     /** Tells the relay the alert finished, so its queue moves on. */
     alertDone: function (alertId) {

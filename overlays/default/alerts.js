@@ -1,5 +1,7 @@
-// Alerts page of the default theme: shows follow, share and gift alerts one at a time.
-// Viewer text goes in with textContent only (TikRelay.text), never as HTML.
+// Alerts page of the default theme: the player of alert queue "main" (or ?queue=NAME). The relay
+// sends one alert at a time; this page shows it (title, subtitle, avatar, gift image, sound) and
+// answers alert_done when the animation and the sound are over. Viewer text goes in with
+// textContent only (TikRelay.text), never as HTML.
 (function () {
   "use strict";
   var R = window.TikRelay;
@@ -8,67 +10,61 @@
   var actionEl = box.querySelector(".alert-action");
   var avatarEl = box.querySelector(".alert-avatar");
   var giftEl = box.querySelector(".alert-gift");
-  var pending = [];
-  var playing = false;
+  var LEAVE_MS = 450;
+  var leaving = null;
 
-  function describe(ev) {
+  // Text for alerts whose trigger gives no subtitle: the theme's fields.
+  function fallbackSubtitle(ev) {
     switch (ev.type) {
       case "follow":
-        return { action: R.fields.follow_text || "followed you!", kind: "follow" };
+        return R.fields.follow_text || "followed you!";
       case "share":
-        return { action: R.fields.share_text || "shared the LIVE!", kind: "share" };
+        return R.fields.share_text || "shared the LIVE!";
       case "gift":
         var g = ev.gift || {};
         var count = ev.count > 1 ? " x" + ev.count : "";
-        var verb = R.fields.gift_text || "sent";
-        return { action: verb + " " + (g.name || "a gift") + count, kind: "gift", image: g.image_url };
+        return (R.fields.gift_text || "sent") + " " + (g.name || "a gift") + count;
       default:
-        return null;
+        return "";
     }
   }
 
-  function show(ev, item) {
-    return new Promise(function (resolve) {
-      R.text(nameEl, R.displayName(ev.user));
-      R.text(actionEl, item.action);
-      R.image(avatarEl, ev.user && ev.user.avatar_url, "/overlays/" + R.config.theme + "/images/avatar-1.svg");
-      R.image(giftEl, item.image);
-      box.dataset.kind = item.kind;
-      box.hidden = false;
-      box.classList.remove("leave");
-      // Restart the entry animation even when two alerts follow each other.
-      void box.offsetWidth;
-      box.classList.add("enter");
-      var duration = ev.type === "gift" ? 5000 : 4000;
-      setTimeout(function () {
+  function hide() {
+    clearTimeout(leaving);
+    box.hidden = true;
+    box.classList.remove("enter", "leave");
+  }
+
+  function show(alert) {
+    var ev = alert.event || {};
+    var vars = alert.vars || {};
+    hide();
+    R.text(nameEl, vars.title || R.displayName(ev.user));
+    R.text(actionEl, vars.subtitle || fallbackSubtitle(ev));
+    R.image(avatarEl, ev.user && ev.user.avatar_url, "/overlays/" + R.config.theme + "/images/avatar-1.svg");
+    R.image(giftEl, vars.image || (ev.gift && ev.gift.image_url));
+    box.dataset.kind = ev.type || "";
+    box.dataset.alertId = alert.alert_id;
+    box.hidden = false;
+    // Restart the entry animation even when two alerts follow each other.
+    void box.offsetWidth;
+    box.classList.add("enter");
+    var duration = Math.max(1000, Number(alert.duration_ms) || 5000);
+    var shown = new Promise(function (resolve) {
+      leaving = setTimeout(function () {
         box.classList.remove("enter");
         box.classList.add("leave");
-        setTimeout(function () {
-          box.hidden = true;
-          box.classList.remove("leave");
+        leaving = setTimeout(function () {
+          hide();
           resolve();
-        }, 450);
-      }, duration);
+        }, LEAVE_MS);
+      }, duration - LEAVE_MS);
     });
+    return Promise.all([shown, R.playSound(vars.sound)]);
   }
 
-  function next() {
-    if (playing || !pending.length) return;
-    playing = true;
-    var ev = pending.shift();
-    show(ev, describe(ev)).then(function () {
-      playing = false;
-      next();
-    });
-  }
-
-  function enqueue(ev) {
-    if (!describe(ev)) return;
-    pending.push(ev);
-    if (pending.length > 50) pending.shift();
-    next();
-  }
-
-  R.on("follow", enqueue).on("share", enqueue).on("gift", enqueue);
-  R.start({ types: ["follow", "share", "gift"] });
+  var queue = new URLSearchParams(location.search).get("queue") || "main";
+  R.player({ queue: queue, render: show, stop: hide });
+  // No events: this page only plays alerts.
+  R.start({ types: [] });
 })();

@@ -41,6 +41,8 @@ pub struct Relay {
     /// Test events go through the pipeline like every other input, in order.
     pub input: mpsc::Sender<Input>,
     pub origin: OriginPolicy,
+    /// The alert queues, for queue control and replay.
+    pub alerts: Arc<crate::alerts::AlertQueues>,
 }
 
 /// Serves until `shutdown` completes.
@@ -155,6 +157,29 @@ pub fn routes(relay: Arc<Relay>) -> warp::filters::BoxedFilter<(Response,)> {
         .and(r())
         .map(themes_listing)
         .boxed();
+    let queues = warp::path!("api" / "queues")
+        .and(warp::get())
+        .and(r())
+        .map(|relay: Arc<Relay>| {
+            warp::reply::json(&json!({
+                "queues": relay.alerts.snapshot(),
+                "history": relay.alerts.history(),
+            }))
+            .into_response()
+        })
+        .boxed();
+    let queue_control = warp::path!("api" / "queues" / String / String)
+        .and(warp::post())
+        .and(request_origin())
+        .and(r())
+        .map(queue_control)
+        .boxed();
+    let replay = warp::path!("api" / "alerts" / String / "replay")
+        .and(warp::post())
+        .and(request_origin())
+        .and(r())
+        .map(replay_alert)
+        .boxed();
     let overlays = warp::path("overlays")
         .and(warp::path::param::<String>())
         .and(warp::path::tail())
@@ -176,6 +201,12 @@ pub fn routes(relay: Arc<Relay>) -> warp::filters::BoxedFilter<(Response,)> {
         .or(test)
         .unify()
         .or(themes)
+        .unify()
+        .or(queues)
+        .unify()
+        .or(queue_control)
+        .unify()
+        .or(replay)
         .unify()
         .or(overlays)
         .unify()
@@ -265,6 +296,37 @@ async fn test_event(
         );
     }
     warp::reply::json(&reply).into_response()
+}
+
+fn queue_control(
+    name: String,
+    action: String,
+    origin: guard::RequestOrigin,
+    relay: Arc<Relay>,
+) -> Response {
+    if let Err(why) = relay.origin.check_change(&origin) {
+        return error_response(StatusCode::FORBIDDEN, &why);
+    }
+    let Some(control) = crate::alerts::Control::parse(&action) else {
+        return error_response(
+            StatusCode::NOT_FOUND,
+            &format!("unknown queue action {action:?}; use pause, resume, skip or clear"),
+        );
+    };
+    match relay.alerts.control(&name, control) {
+        Ok(state) => warp::reply::json(&json!({"ok": true, "queue": state})).into_response(),
+        Err(e) => error_response(StatusCode::NOT_FOUND, &e.to_string()),
+    }
+}
+
+fn replay_alert(alert_id: String, origin: guard::RequestOrigin, relay: Arc<Relay>) -> Response {
+    if let Err(why) = relay.origin.check_change(&origin) {
+        return error_response(StatusCode::FORBIDDEN, &why);
+    }
+    match relay.alerts.replay(&alert_id) {
+        Ok(id) => warp::reply::json(&json!({"ok": true, "alert_id": id})).into_response(),
+        Err(e) => error_response(StatusCode::NOT_FOUND, &e.to_string()),
+    }
 }
 
 /// Fills the fields a test event leaves out: id, ts, source, user, gift.

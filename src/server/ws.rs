@@ -106,7 +106,15 @@ pub fn upgrade(mut req: Request<Incoming>, relay: Arc<Relay>) -> Response {
                     may_control,
                 };
                 if let Some(queue) = queue {
-                    conn.play(queue);
+                    // Playing takes alerts off a queue, so it is a control op like `play`: a
+                    // page of another origin must not swallow the streamer's alerts.
+                    match &conn.may_control {
+                        Ok(()) => conn.play(queue),
+                        Err(why) => tracing::warn!(
+                            client = id,
+                            "refused to let a page play alert queue {queue:?}: {why}"
+                        ),
+                    }
                 }
                 conn.run(socket).await;
             }
@@ -288,8 +296,36 @@ impl Connection {
                     None => Some(error("alert_done needs \"alert_id\"")),
                 }
             }
+            Some(action @ ("pause" | "resume" | "skip" | "clear")) => {
+                if let Err(why) = &self.may_control {
+                    return Some(error(why));
+                }
+                let Some(queue) = op.get("queue").and_then(Value::as_str) else {
+                    return Some(error(&format!("{action} needs \"queue\"")));
+                };
+                let control = crate::alerts::Control::parse(action)?;
+                self.relay
+                    .alerts
+                    .control(queue, control)
+                    .err()
+                    .map(|e| error(&e.to_string()))
+            }
+            Some("replay") => {
+                if let Err(why) = &self.may_control {
+                    return Some(error(why));
+                }
+                match op.get("alert_id").and_then(Value::as_str) {
+                    Some(id) => self
+                        .relay
+                        .alerts
+                        .replay(id)
+                        .err()
+                        .map(|e| error(&e.to_string())),
+                    None => Some(error("replay needs \"alert_id\"")),
+                }
+            }
             Some(other) => Some(error(&format!(
-                "unknown op {other:?}; known ops: subscribe, play, alert_done"
+                "unknown op {other:?}; known ops: subscribe, play, alert_done, pause, resume, skip, clear, replay"
             ))),
             None => Some(error("message needs an \"op\"")),
         }

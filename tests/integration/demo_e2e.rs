@@ -98,7 +98,8 @@ async fn demo_binary_streams_hello_then_five_event_types() {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while types.len() < 6 && tokio::time::Instant::now() < deadline {
         let msg = ws.next_json().await;
-        if msg["type"] == "state" {
+        // Relay messages (totals, alert queue changes) interleave with events.
+        if msg["type"] == "state" || msg["type"] == "queue" {
             continue;
         }
         assert_envelope(&msg);
@@ -226,11 +227,11 @@ async fn type_filters_narrow_what_a_page_receives() {
 }
 
 impl WsClient {
-    /// The next message that is not a throttled `state` push.
+    /// The next message that is not a `state` or `queue` push.
     async fn next_of_type_skip_state(&mut self) -> Value {
         loop {
             let msg = self.next_json().await;
-            if msg["type"] != "state" {
+            if msg["type"] != "state" && msg["type"] != "queue" {
                 return msg;
             }
         }

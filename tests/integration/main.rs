@@ -4,9 +4,12 @@
 
 mod support;
 
+mod alerts;
 mod alerts_page;
 mod demo_e2e;
 mod normalise;
+mod rcon;
 mod themes_browser;
 mod themes_cli;
 mod themes_reload;
+mod triggers;

@@ -2,6 +2,8 @@
 //! websocket client for `/ws`, and an HTTP client. Every server here listens on 127.0.0.1.
 #![allow(dead_code)]
 
+pub mod rcon_server;
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
@@ -52,18 +54,29 @@ pub struct InProcess {
     pub addr: SocketAddr,
     pub hub: Arc<tikrelay::hub::Hub>,
     pub input: tokio::sync::mpsc::Sender<tikrelay::pipeline::Input>,
+    pub engine: Arc<tikrelay::triggers::Engine>,
     stop: Option<oneshot::Sender<()>>,
+    /// A fresh data dir unless the test passed `--data-dir`, so no test reads another's state.
+    pub data_dir: Option<tempfile::TempDir>,
 }
 
 impl InProcess {
     pub async fn start(extra: &[&str]) -> InProcess {
-        let common = common_args(extra);
+        let data_dir =
+            (!extra.contains(&"--data-dir")).then(|| tempfile::tempdir().expect("temp dir"));
+        let mut args = extra.to_vec();
+        if let Some(d) = &data_dir {
+            args.push("--data-dir");
+            args.push(d.path().to_str().expect("utf-8 temp path"));
+        }
+        let common = common_args(&args);
         let listener = tikrelay::app::bind(&common).await.expect("bind");
         let running = tikrelay::app::start(listener, &common, Source::Demo).expect("start");
         let (stop, stopped) = oneshot::channel::<()>();
         let addr = running.addr;
         let hub = running.hub.clone();
         let input = running.input.clone();
+        let engine = running.engine.clone();
         tokio::spawn(running.serve(async move {
             let _ = stopped.await;
         }));
@@ -71,7 +84,9 @@ impl InProcess {
             addr,
             hub,
             input,
+            engine,
             stop: Some(stop),
+            data_dir,
         }
     }
 
@@ -98,6 +113,8 @@ pub struct RelayProcess {
     pub addr: SocketAddr,
     pub stdout_lines: Vec<String>,
     pub stderr: Arc<Mutex<String>>,
+    /// Data dir given through the environment, so the real per-user folder is never touched.
+    _data_dir: tempfile::TempDir,
 }
 
 pub fn binary() -> &'static str {
@@ -107,9 +124,11 @@ pub fn binary() -> &'static str {
 impl RelayProcess {
     /// Starts the binary and waits for its `listening on` line.
     pub fn start(args: &[&str]) -> RelayProcess {
+        let data_dir = tempfile::tempdir().expect("temp dir");
         let mut child = Command::new(binary())
             .args(args)
             .env("RUST_LOG", "info")
+            .env("TIKRELAY_DATA_DIR", data_dir.path())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -152,6 +171,7 @@ impl RelayProcess {
             addr,
             stdout_lines,
             stderr,
+            _data_dir: data_dir,
         }
     }
 
