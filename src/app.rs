@@ -114,9 +114,21 @@ pub fn load_config(common: &CommonArgs) -> Result<Config, AppError> {
 }
 
 /// Opens `--data-dir` (an error if it cannot be used) or the per-user default (a warning, and
-/// nothing is saved, if it cannot be used).
-fn open_data_dir(common: &CommonArgs) -> Result<Option<DataDir>, AppError> {
+/// nothing is saved, if it cannot be used). Demo and replay sessions keep their alerts and
+/// totals in a subfolder of their own, so trying the demo never leaves alerts pending for the
+/// next live stream.
+fn open_data_dir(common: &CommonArgs, source: Source) -> Result<Option<DataDir>, AppError> {
+    let sub = match source {
+        Source::Tiktok => None,
+        Source::Demo | Source::Test => Some("demo"),
+        Source::Replay => Some("replay"),
+    };
+    let with_sub = |dir: &std::path::Path| match sub {
+        Some(sub) => dir.join(sub),
+        None => dir.to_path_buf(),
+    };
     if let Some(dir) = &common.data_dir {
+        let dir = &with_sub(dir);
         return DataDir::open(dir).map(Some).map_err(|e| {
             AppError::Usage(format!(
                 "--data-dir {}: {e}; pass a folder you can write to",
@@ -124,7 +136,7 @@ fn open_data_dir(common: &CommonArgs) -> Result<Option<DataDir>, AppError> {
             ))
         });
     }
-    let Some(dir) = crate::persist::default_data_dir() else {
+    let Some(dir) = crate::persist::default_data_dir().map(|d| with_sub(&d)) else {
         tracing::warn!(
             "no data folder found (HOME is not set); pending alerts and totals will not survive a restart; pass --data-dir"
         );
@@ -263,7 +275,7 @@ pub fn start(
     let combo_timeout = Duration::try_from_secs_f64(common.combo_timeout)
         .map_err(|_| AppError::Usage("--combo-timeout takes seconds, e.g. 10".into()))?;
     let config = Arc::new(load_config(common)?);
-    let data = open_data_dir(common)?;
+    let data = open_data_dir(common, source)?;
     let session = match &data {
         Some(d) if !common.new_session => d.load::<SessionState>(SESSION_FILE),
         _ => None,

@@ -301,6 +301,8 @@
         audio.volume = volume == null ? 1 : volume;
         audio.onended = resolve;
         audio.onerror = resolve;
+        // A sound that never loads must not hold its alert forever.
+        setTimeout(resolve, 20000);
         var p = audio.play();
         if (p && p.catch) p.catch(resolve);
       });

@@ -29,6 +29,20 @@
     }
   }
 
+  // Sound for alerts whose trigger names none: the theme's sound fields ("" means silent).
+  function fallbackSound(ev) {
+    switch (ev.type) {
+      case "follow":
+        return R.fields.follow_sound;
+      case "share":
+        return R.fields.share_sound;
+      case "gift":
+        return R.fields.gift_sound;
+      default:
+        return "";
+    }
+  }
+
   function hide() {
     clearTimeout(leaving);
     box.hidden = true;
@@ -60,7 +74,9 @@
         }, LEAVE_MS);
       }, duration - LEAVE_MS);
     });
-    return Promise.all([shown, R.playSound(vars.sound)]);
+    var volume = R.fields.volume == null ? 0.8 : Number(R.fields.volume);
+    var sound = volume > 0 ? vars.sound || fallbackSound(ev) : "";
+    return Promise.all([shown, R.playSound(sound, volume)]);
   }
 
   var queue = new URLSearchParams(location.search).get("queue") || "main";

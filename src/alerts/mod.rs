@@ -114,7 +114,9 @@ impl Control {
 pub enum ControlError {
     #[error("no alert queue named {name:?}; queues: {known}")]
     NoQueue { name: String, known: String },
-    #[error("no alert {0:?} in the history; only the last {HISTORY} played alerts can be replayed")]
+    #[error(
+        "no alert {0:?} is playing or in the history; only the last {HISTORY} played alerts can be replayed"
+    )]
     NoAlert(String),
 }
 
@@ -439,7 +441,18 @@ impl AlertQueues {
     /// Puts a past alert back on its queue, to play next; returns the new alert's id.
     pub fn replay(&self, alert_id: &str) -> Result<String, ControlError> {
         let mut st = self.state.lock().expect("alerts lock");
-        let Some(old) = st.history.iter().find(|a| a.alert_id == alert_id).cloned() else {
+        // The one playing counts too: the dashboard lists an alert as soon as it starts.
+        let playing = st
+            .queues
+            .values()
+            .filter_map(|q| q.playing.as_ref().map(|p| &p.alert));
+        let Some(old) = st
+            .history
+            .iter()
+            .chain(playing)
+            .find(|a| a.alert_id == alert_id)
+            .cloned()
+        else {
             return Err(ControlError::NoAlert(alert_id.to_string()));
         };
         let queue = old.queue.clone();

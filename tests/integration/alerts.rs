@@ -455,8 +455,9 @@ async fn pending_alerts_and_totals_survive_a_restart_of_the_binary() {
     }
     assert_eq!(before.len(), 3, "three follows wait for a player");
     assert_eq!(first.interrupt(), Some(0));
-    assert!(dir.path().join("alerts.json").exists());
-    assert!(dir.path().join("session.json").exists());
+    // The demo keeps its files in a subfolder, away from live sessions.
+    assert!(dir.path().join("demo").join("alerts.json").exists());
+    assert!(dir.path().join("demo").join("session.json").exists());
 
     let second = RelayProcess::start(&args);
     let (after, q) = pending_ids(&second.url("")).await;
@@ -611,7 +612,7 @@ async fn pending_alerts_survive_a_crash_once_saved() {
         );
     }
     // The debounced save follows the changes within a second or so; no clean shutdown after.
-    let file = dir.path().join("alerts.json");
+    let file = dir.path().join("demo").join("alerts.json");
     let deadline = tokio::time::Instant::now() + crate::support::WAIT;
     let saved: Vec<String> = loop {
         if let Ok(bytes) = std::fs::read(&file) {

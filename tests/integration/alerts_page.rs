@@ -62,3 +62,104 @@ async fn the_alerts_page_animates_a_follow_and_keeps_names_as_text() {
         page.console_errors()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_lists_played_alerts_and_replays_them_on_the_playing_page() {
+    let Some(chromium) = require_browser() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("tikrelay.toml");
+    std::fs::write(
+        &config,
+        r#"
+[queues.main]
+default_duration_ms = 1000
+
+[[trigger]]
+on = "follow"
+alert = { queue = "main", title = "{{name}}", subtitle = "followed!", duration_ms = 1000 }
+"#,
+    )
+    .unwrap();
+    let relay = InProcess::start(&["--config", config.to_str().unwrap()]).await;
+    let browser = Browser::launch(&chromium).await;
+    let player = browser
+        .new_page(&relay.url("/overlays/default/alerts"))
+        .await;
+    player
+        .wait_for("window.TikRelay && window.TikRelay.connected", WAIT)
+        .await;
+    let dashboard = browser.new_page(&relay.url("/")).await;
+    dashboard
+        .wait_for("window.TikRelay && window.TikRelay.connected", WAIT)
+        .await;
+
+    let follow = json!({"type": "follow", "user": {"id": "7", "unique_id": "replay_me", "nickname": "Replay Me", "avatar_url": null}});
+    assert_eq!(post_test_event(&relay.url(""), follow).await, 200);
+    let first_id = player
+        .wait_for(
+            "(() => { const a = document.getElementById('alert'); return !a.hidden && a.dataset.alertId; })()",
+            WAIT,
+        )
+        .await;
+    // Once played, the alert is in the dashboard's history with a replay button.
+    dashboard
+        .wait_for(
+            "[...document.querySelectorAll('#history li')].some(li => li.textContent.includes('Replay Me') && li.querySelector('button'))",
+            WAIT,
+        )
+        .await;
+    player
+        .wait_for("document.getElementById('alert').hidden", WAIT)
+        .await;
+    dashboard
+        .eval("[...document.querySelectorAll('#history li')].find(li => li.textContent.includes('Replay Me')).querySelector('button').click()")
+        .await;
+    let replayed_id = player
+        .wait_for(
+            &format!(
+                "(() => {{ const a = document.getElementById('alert'); return !a.hidden && a.dataset.alertId !== {first_id} && a.dataset.alertId; }})()"
+            ),
+            WAIT,
+        )
+        .await;
+    assert_ne!(replayed_id, first_id, "a replay is a new alert");
+    let name = player
+        .eval("document.querySelector('.alert-name').textContent")
+        .await;
+    assert_eq!(name, "Replay Me");
+
+    // Pause and resume from the dashboard.
+    dashboard
+        .eval("[...document.querySelectorAll('#queues button')].find(b => b.textContent === 'Pause').click()")
+        .await;
+    dashboard
+        .wait_for(
+            "document.getElementById('queues').textContent.includes('paused')",
+            WAIT,
+        )
+        .await;
+    dashboard
+        .wait_for("[...document.querySelectorAll('#queues button')].some(b => b.textContent === 'Resume')", WAIT)
+        .await;
+    dashboard
+        .eval("[...document.querySelectorAll('#queues button')].find(b => b.textContent === 'Resume').click()")
+        .await;
+    dashboard
+        .wait_for(
+            "document.getElementById('queues').textContent.includes('running')",
+            WAIT,
+        )
+        .await;
+    assert!(
+        dashboard.console_errors().is_empty(),
+        "{:#?}",
+        dashboard.console_errors()
+    );
+    assert!(
+        player.console_errors().is_empty(),
+        "{:#?}",
+        player.console_errors()
+    );
+}
