@@ -18,7 +18,7 @@ use tikrelay::events::{Event, EventKind, Source, User};
 use tikrelay::hub::{ClientFilter, ClientHandle, ClientOp, Hub};
 use tikrelay::stats::Stats;
 
-use crate::support::{InProcess, RelayProcess, WsClient, http, post_test_event};
+use crate::support::{InProcess, RelayProcess, WsClient, get_json, http, post_test_event};
 
 const DURATION: u64 = 5000;
 
@@ -304,14 +304,7 @@ async fn alerts_reach_a_websocket_player_and_queues_are_controlled_over_http() {
     );
     assert_eq!(first["vars"]["subtitle"], "followed you!");
 
-    let queues: Value = http()
-        .get(relay.url("/api/queues"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let queues: Value = get_json(relay.url("/api/queues")).await;
     assert_eq!(queues["queues"]["main"]["pending"], 1, "{queues}");
     assert_eq!(
         queues["queues"]["main"]["playing"]["alert_id"],
@@ -384,14 +377,7 @@ async fn alerts_reach_a_websocket_player_and_queues_are_controlled_over_http() {
     assert_eq!(again["alert_id"], replayed["alert_id"]);
     assert_eq!(again["replay_of"], first["alert_id"]);
 
-    let state: Value = http()
-        .get(relay.url("/api/state"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let state: Value = get_json(relay.url("/api/state")).await;
     assert_eq!(state["totals"]["follows"], 2);
     assert_eq!(state["goals"]["follows"]["current"], 2);
     assert!(
@@ -409,14 +395,7 @@ async fn playing_an_unknown_queue_is_an_error_to_that_page() {
 }
 
 async fn pending_ids(base: &str) -> (Vec<String>, Value) {
-    let q: Value = http()
-        .get(format!("{base}/api/queues"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let q: Value = get_json(format!("{base}/api/queues")).await;
     let ids = q["queues"]["main"]["next"]
         .as_array()
         .unwrap()
@@ -462,14 +441,7 @@ async fn pending_alerts_and_totals_survive_a_restart_of_the_binary() {
     let second = RelayProcess::start(&args);
     let (after, q) = pending_ids(&second.url("")).await;
     assert_eq!(after, before, "same alerts, same order: {q}");
-    let state: Value = http()
-        .get(second.url("/api/state"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let state: Value = get_json(second.url("/api/state")).await;
     assert_eq!(state["totals"]["follows"], 3, "{state}");
     assert_eq!(state["totals"]["likes"], 15, "{state}");
 

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use tikrelay::events::{Event, EventKind, Source};
 use tikrelay::pipeline::Input;
 
-use crate::support::{InProcess, RelayProcess, WsClient, http, post_test_event};
+use crate::support::{InProcess, RelayProcess, WsClient, get_json, http, post_test_event};
 
 /// Checks the envelope of DESIGN.md on one event.
 fn assert_envelope(ev: &Value) {
@@ -176,14 +176,7 @@ async fn posted_test_events_reach_clients_filled_in() {
     let body: Value = res.json().await.unwrap();
     assert!(body["error"].as_str().unwrap().contains("forbidden"));
 
-    let events: Value = http()
-        .get(relay.url("/api/events?limit=5"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let events: Value = get_json(relay.url("/api/events?limit=5")).await;
     let types: Vec<&str> = events
         .as_array()
         .unwrap()
@@ -191,14 +184,7 @@ async fn posted_test_events_reach_clients_filled_in() {
         .map(|e| e["type"].as_str().unwrap())
         .collect();
     assert!(types.ends_with(&["follow", "gift"]), "{types:?}");
-    let state: Value = http()
-        .get(relay.url("/api/state"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let state: Value = get_json(relay.url("/api/state")).await;
     assert_eq!(state["totals"]["follows"], 1);
     assert_eq!(state["totals"]["diamonds"], 300);
 }

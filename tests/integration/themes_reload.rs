@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::support::{InProcess, WsClient, http};
+use crate::support::{InProcess, WsClient, get_json, http};
 
 /// The next `reload` or `template_error`, skipping everything else.
 async fn next_change(ws: &mut WsClient) -> Value {
@@ -139,27 +139,13 @@ async fn saves_become_reload_and_template_error_messages() {
     let (status, html) = page(&relay, "/overlays/mine/chat").await;
     assert_eq!(status, 200);
     assert!(html.contains("<b>v10</b>"));
-    let themes: Value = http()
-        .get(relay.url("/api/themes"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let themes: Value = get_json(relay.url("/api/themes")).await;
     assert_eq!(themes["problems"][0]["file"], "chat.hbs", "{themes}");
 
     // Fixed: reload, the problem is gone.
     std::fs::write(&hbs, &good).unwrap();
     assert_eq!(next_change(&mut ws).await["type"], "reload");
-    let themes: Value = http()
-        .get(relay.url("/api/themes"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let themes: Value = get_json(relay.url("/api/themes")).await;
     assert_eq!(themes["problems"], Value::Array(vec![]));
 
     // A shared template: every page reloads (theme null).

@@ -289,3 +289,15 @@ pub async fn raw_get_status(addr: SocketAddr, path: &str) -> u16 {
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| panic!("no status in {text:?}"))
 }
+
+/// GETs a URL and parses the JSON answer.
+pub async fn get_json(url: impl reqwest::IntoUrl) -> serde_json::Value {
+    http()
+        .get(url)
+        .send()
+        .await
+        .expect("GET")
+        .json()
+        .await
+        .expect("JSON body")
+}
