@@ -43,6 +43,7 @@ pub struct Normaliser {
     room_id: Option<String>,
     dedupe: Dedupe,
     combos: ComboTracker,
+    combo_timeout: Duration,
     stats: NormaliseStats,
 }
 
@@ -53,8 +54,15 @@ impl Normaliser {
             room_id: None,
             dedupe: Dedupe::default(),
             combos: ComboTracker::new(combo_timeout),
+            combo_timeout,
             stats: NormaliseStats::default(),
         }
+    }
+
+    /// Forgets seen msg_ids and open combos (a replay starting over). Counters are kept.
+    pub fn reset(&mut self) {
+        self.dedupe = Dedupe::default();
+        self.combos = ComboTracker::new(self.combo_timeout);
     }
 
     /// The room events belong to when a message does not say.

@@ -14,8 +14,14 @@ use crate::support::{InProcess, RelayProcess, WsClient, http, post_test_event};
 fn assert_envelope(ev: &Value) {
     assert_eq!(ev["v"], 1, "{ev}");
     assert!(ev["type"].is_string(), "{ev}");
-    assert!(ev["id"].as_str().is_some_and(|s| !s.is_empty()), "id is a string: {ev}");
-    assert!(ev["ts"].as_i64().is_some_and(|t| t > 1_600_000_000_000), "ts in ms: {ev}");
+    assert!(
+        ev["id"].as_str().is_some_and(|s| !s.is_empty()),
+        "id is a string: {ev}"
+    );
+    assert!(
+        ev["ts"].as_i64().is_some_and(|t| t > 1_600_000_000_000),
+        "ts in ms: {ev}"
+    );
     assert!(ev["source"].is_string(), "{ev}");
     if let Some(room) = ev.get("room_id") {
         assert!(room.is_string(), "room_id is a string: {ev}");
@@ -24,7 +30,10 @@ fn assert_envelope(ev: &Value) {
         for key in ["id", "unique_id", "nickname"] {
             assert!(user[key].is_string(), "user.{key} is a string: {ev}");
         }
-        assert!(user["avatar_url"].is_string() || user["avatar_url"].is_null(), "{ev}");
+        assert!(
+            user["avatar_url"].is_string() || user["avatar_url"].is_null(),
+            "{ev}"
+        );
     }
 }
 
@@ -45,7 +54,10 @@ fn assert_own_fields(ev: &Value) {
         "gift" => {
             num("count");
             num("diamonds_total");
-            assert!(ev["gift"]["id"].is_u64() && ev["gift"]["name"].is_string(), "{ev}");
+            assert!(
+                ev["gift"]["id"].is_u64() && ev["gift"]["name"].is_string(),
+                "{ev}"
+            );
             assert!(ev["gift"]["streakable"].is_boolean(), "{ev}");
             if ev["gift"]["streakable"] == true {
                 assert!(ev["combo_id"].is_string(), "{ev}");
@@ -53,7 +65,10 @@ fn assert_own_fields(ev: &Value) {
         }
         "combo" => {
             num("count");
-            assert!(ev["combo_id"].is_string() && ev["ended"].is_boolean(), "{ev}");
+            assert!(
+                ev["combo_id"].is_string() && ev["ended"].is_boolean(),
+                "{ev}"
+            );
         }
         "emote" => assert!(ev["emote_ids"].is_array()),
         "connected" => assert!(ev["unique_id"].is_string()),
@@ -110,7 +125,10 @@ async fn a_port_in_use_is_a_clear_error_with_exit_code_2() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("cannot listen on") && err.contains("--port"), "{err}");
+    assert!(
+        err.contains("cannot listen on") && err.contains("--port"),
+        "{err}"
+    );
     assert!(!err.contains("panicked"), "{err}");
 }
 
@@ -127,13 +145,17 @@ async fn posted_test_events_reach_clients_filled_in() {
     assert_eq!(ev["source"], "test");
     assert!(ev["user"]["nickname"].is_string());
 
-    let gift = json!({"type": "gift", "count": 3, "gift": {"id": 1, "name": "Lion", "diamonds": 100}});
+    let gift =
+        json!({"type": "gift", "count": 3, "gift": {"id": 1, "name": "Lion", "diamonds": 100}});
     assert_eq!(post_test_event(&relay.url(""), gift).await, 200);
     let ev = ws.next_of_type("gift").await;
     assert_eq!(ev["diamonds_total"], 300);
     assert_eq!(ev["gift"]["name"], "Lion");
 
-    assert_eq!(post_test_event(&relay.url(""), json!({"type": "nonsense"})).await, 400);
+    assert_eq!(
+        post_test_event(&relay.url(""), json!({"type": "nonsense"})).await,
+        400
+    );
     assert_eq!(post_test_event(&relay.url(""), json!([1, 2])).await, 400);
 
     // A page on another origin may not inject events.
@@ -189,7 +211,10 @@ async fn type_filters_narrow_what_a_page_receives() {
     let err = by_op.next_of_type("error").await;
     assert!(err["message"].as_str().unwrap().contains("unknown op"));
     for ty in ["follow", "share", "gift"] {
-        assert_eq!(post_test_event(&relay.url(""), json!({"type": ty})).await, 200);
+        assert_eq!(
+            post_test_event(&relay.url(""), json!({"type": ty})).await,
+            200
+        );
     }
     assert_eq!(gifts_only.next_of_type_skip_state().await["type"], "gift");
     assert_eq!(by_op.next_of_type_skip_state().await["type"], "share");
@@ -236,21 +261,36 @@ async fn a_client_that_never_reads_is_cut_off_while_another_gets_everything() {
     const TOTAL: usize = 4000;
     let text = "x".repeat(8 * 1024);
     for i in 0..TOTAL {
-        let ev = Event::new(EventKind::Comment { text: text.clone() }, format!("c{i}"), Source::Test);
+        let ev = Event::new(
+            EventKind::Comment { text: text.clone() },
+            format!("c{i}"),
+            Source::Test,
+        );
         relay.input.send(Input::Event(Box::new(ev))).await.unwrap();
         // Keep the reader within its buffer: this test is about the stalled client.
         if i % 200 == 199 {
             let target = i + 1 - 200;
-            let _ = tokio::time::timeout(Duration::from_secs(20), seen_rx.wait_for(|&n| n >= target)).await;
+            let _ =
+                tokio::time::timeout(Duration::from_secs(20), seen_rx.wait_for(|&n| n >= target))
+                    .await;
         }
     }
     assert_eq!(reader_task.await.unwrap(), TOTAL);
-    assert_eq!(relay.hub.client_count(), 1, "the stalled client was removed");
+    assert_eq!(
+        relay.hub.client_count(),
+        1,
+        "the stalled client was removed"
+    );
 
     // Reading the stalled socket now drains what the kernel held, then the close with a reason.
     let mut close_reason = None;
     loop {
-        match tokio::time::timeout(Duration::from_secs(20), futures_util::StreamExt::next(&mut stalled.stream)).await {
+        match tokio::time::timeout(
+            Duration::from_secs(20),
+            futures_util::StreamExt::next(&mut stalled.stream),
+        )
+        .await
+        {
             Ok(Some(Ok(tokio_tungstenite::tungstenite::Message::Close(frame)))) => {
                 close_reason = frame.map(|f| f.reason.to_string());
                 break;
@@ -275,13 +315,24 @@ async fn overlay_pages_are_html_no_store_and_escape_text() {
         .await
         .unwrap();
     assert_eq!(res.status().as_u16(), 200);
-    assert!(res.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
     assert_eq!(res.headers()["cache-control"], "no-store");
     let html = res.text().await.unwrap();
     assert!(html.contains("/relay.js"));
     assert!(!html.contains(hostile), "raw markup must not appear");
-    assert!(html.contains("&lt;img src&#x3D;x onerror&#x3D;alert(1)&gt;"), "escaped in the page");
-    assert!(html.contains("\\u003cimg"), "escaped in the page's JSON config");
+    assert!(
+        html.contains("&lt;img src&#x3D;x onerror&#x3D;alert(1)&gt;"),
+        "escaped in the page"
+    );
+    assert!(
+        html.contains("\\u003cimg"),
+        "escaped in the page's JSON config"
+    );
 
     for (path, status) in [
         ("/overlays/default/style.css", 200),
@@ -300,12 +351,23 @@ async fn overlay_pages_are_html_no_store_and_escape_text() {
         "/overlays/default/images/..%2F..%2F..%2Fsrc%2Fmain.rs",
         "/overlays/default/%2e%2e%5c%2e%2e%5cCargo.toml",
     ] {
-        assert_eq!(crate::support::raw_get_status(relay.addr, path).await, 404, "{path}");
+        assert_eq!(
+            crate::support::raw_get_status(relay.addr, path).await,
+            404,
+            "{path}"
+        );
     }
     let js = http().get(relay.url("/relay.js")).send().await.unwrap();
     assert_eq!(js.status().as_u16(), 200);
     assert!(js.text().await.unwrap().contains("textContent"));
-    let dash = http().get(relay.url("/")).send().await.unwrap().text().await.unwrap();
+    let dash = http()
+        .get(relay.url("/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(dash.contains("/overlays/default/alerts"));
     let health = http().get(relay.url("/healthz")).send().await.unwrap();
     assert_eq!(health.status().as_u16(), 200);

@@ -208,7 +208,10 @@ impl WsClient {
     /// The next JSON text message, or `None` on close, error or timeout.
     pub async fn try_next_json(&mut self, wait: Duration) -> Option<Value> {
         loop {
-            let msg = tokio::time::timeout(wait, self.stream.next()).await.ok()??.ok()?;
+            let msg = tokio::time::timeout(wait, self.stream.next())
+                .await
+                .ok()??
+                .ok()?;
             match msg {
                 Message::Text(t) => return Some(serde_json::from_str(t.as_str()).expect("JSON")),
                 Message::Close(_) => return None,
