@@ -5,3 +5,4 @@
 mod support;
 
 mod demo_e2e;
+mod live;
