@@ -143,10 +143,11 @@ fn write_loop(mut file: BufWriter<File>, rx: Receiver<Cmd>, path: &Path, failed:
                 }
             }
             Ok(Cmd::Finish(done)) => {
-                if dirty && !failed.load(Ordering::Relaxed) {
-                    if let Err(e) = file.flush() {
-                        fail(e);
-                    }
+                if dirty
+                    && !failed.load(Ordering::Relaxed)
+                    && let Err(e) = file.flush()
+                {
+                    fail(e);
                 }
                 let _ = done.send(());
                 return;

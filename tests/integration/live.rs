@@ -73,10 +73,10 @@ async fn a_whole_stream_is_relayed_event_by_event_with_acks_and_heartbeats() {
         ),
         msgs(
             vec![
-                wc::gift(2006, 7, 6369, 29999, false, 500, 1, false),
-                wc::gift(2007, 8, 5655, 1, true, 77, 1, false),
-                wc::gift(2008, 8, 5655, 1, true, 77, 3, false),
-                wc::gift(2009, 8, 5655, 1, true, 77, 3, true),
+                wc::gift(2006, 7, (6369, 29999, false), (500, 1, false)),
+                wc::gift(2007, 8, (5655, 1, true), (77, 1, false)),
+                wc::gift(2008, 8, (5655, 1, true), (77, 3, false)),
+                wc::gift(2009, 8, (5655, 1, true), (77, 3, true)),
             ],
             false,
         ),
@@ -514,8 +514,8 @@ async fn record_writes_the_frames_as_received_and_replay_gives_the_same_events()
         msgs(vec![wc::chat(2, 2, "a"), wc::like(3, 2, 5, 5)], true),
         msgs(
             vec![
-                wc::gift(4, 3, 5655, 1, true, 9, 1, false),
-                wc::gift(5, 3, 5655, 1, true, 9, 2, true),
+                wc::gift(4, 3, (5655, 1, true), (9, 1, false)),
+                wc::gift(5, 3, (5655, 1, true), (9, 2, true)),
             ],
             false,
         ),

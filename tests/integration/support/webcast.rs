@@ -125,16 +125,14 @@ pub fn emote(id: i64, who: i64, emote_id: &str) -> BaseProtoMessage {
     )
 }
 
+/// `kind` = (gift id, diamonds, streakable); `streak` = (group id, repeat count, repeat end).
 pub fn gift(
     id: i64,
     who: i64,
-    gift_id: i64,
-    diamonds: i32,
-    streakable: bool,
-    group: i64,
-    count: i32,
-    end: bool,
+    kind: (i64, i32, bool),
+    streak: (i64, i32, bool),
 ) -> BaseProtoMessage {
+    let ((gift_id, diamonds, streakable), (group, count, end)) = (kind, streak);
     wrap(
         "WebcastGiftMessage",
         id,
