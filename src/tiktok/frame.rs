@@ -5,7 +5,7 @@
 //! [`MAX_INFLATED_BYTES`] is an error value, like bytes that are not protobuf. Callers log it
 //! and go on with the next frame.
 
-use std::io::{Read, Write};
+use std::io::Write;
 
 use prost::Message;
 
