@@ -90,6 +90,44 @@ fn report(name: &str, r: &Run) {
     );
 }
 
+/// Where the time goes: frame decode alone, then with the normaliser, then with JSON.
+fn phases(frames: &[Vec<u8>]) {
+    let time = |f: &mut dyn FnMut(&[u8])| {
+        let start = Instant::now();
+        for bytes in frames {
+            f(bytes);
+        }
+        start.elapsed()
+    };
+    let mut messages = 0usize;
+    let decode = time(&mut |b| {
+        let (_, result) = frame::decode_msg_frame(b).unwrap();
+        messages += result.messages.len();
+    });
+    let mut normaliser = Normaliser::new(Source::Replay, Duration::from_secs(10));
+    let mut out = Vec::new();
+    let normalise = time(&mut |b| {
+        let (_, result) = frame::decode_msg_frame(b).unwrap();
+        let _ = normaliser.fetch_result(&result, tokio::time::Instant::now(), &mut out);
+        out.clear();
+    });
+    let mut normaliser = Normaliser::new(Source::Replay, Duration::from_secs(10));
+    let json = time(&mut |b| {
+        let (_, result) = frame::decode_msg_frame(b).unwrap();
+        let _ = normaliser.fetch_result(&result, tokio::time::Instant::now(), &mut out);
+        for e in out.drain(..) {
+            std::hint::black_box(e.to_json());
+        }
+    });
+    let per = |d: Duration| d.as_nanos() as f64 / messages as f64;
+    println!(
+        "per message: frame decode {:.0} ns, + normalise {:.0} ns, + JSON {:.0} ns",
+        per(decode),
+        per(normalise) - per(decode),
+        per(json) - per(normalise)
+    );
+}
+
 fn main() {
     let messages: usize = std::env::var("TIKRELAY_BENCH_MESSAGES")
         .ok()
@@ -97,6 +135,23 @@ fn main() {
         .unwrap_or(400_000);
     println!("decode + normalise + JSON on one core, {messages} demo messages");
 
+    if std::env::var("TIKRELAY_BENCH_PROFILE").is_ok() {
+        // For a profiler: mostly the normaliser, little setup.
+        let batched = frames(messages, BATCH);
+        let results: Vec<_> = batched
+            .iter()
+            .map(|b| frame::decode_msg_frame(b).unwrap().1)
+            .collect();
+        for _ in 0..10 {
+            let mut normaliser = Normaliser::new(Source::Replay, Duration::from_secs(10));
+            let mut out = Vec::new();
+            for r in &results {
+                let _ = normaliser.fetch_result(r, tokio::time::Instant::now(), &mut out);
+                out.clear();
+            }
+        }
+        return;
+    }
     let single = frames(messages, 1);
     report("1 message per gzip frame", &run(single, None));
 
@@ -113,6 +168,8 @@ fn main() {
         &format!("{BATCH} messages per gzip frame"),
         &run(batched.clone(), None),
     );
+
+    phases(&batched);
 
     let hub = Hub::new(Arc::new(Stats::default()));
     report(
