@@ -10,8 +10,10 @@
 //! before the drop are not relayed twice: the normaliser drops repeated msg_ids.
 //!
 //! Errors before the first connection end the source with the error (the app exits with code 3
-//! and the one-line message); afterwards they are logged and retried, except those only the
-//! streamer can fix (an unknown handle). A sign server 429 waits for its `retry-after`. When the
+//! and the one-line message) unless `--wait-live` asks for patience; afterwards they are logged
+//! and retried with the backoff. Errors only the streamer can fix (an unknown handle, a sign
+//! server that wants an API key) always end the source. A sign server 429 waits for its
+//! `retry-after`. When the
 //! LIVE ends, the source emits `live_ended` and `disconnected {will_reconnect: false}` and
 //! returns; with `--wait-live` it checks (no more often than every 30 s) until the next LIVE and
 //! connects again.
@@ -140,7 +142,8 @@ pub async fn run(config: LiveConfig, out: Outputs) -> Result<(), LiveError> {
                 tokio::time::sleep(t.wait_live_poll).await;
                 continue;
             }
-            Err(e) if e.needs_user() || (!connected_once && !config.wait_live) => return Err(e),
+            Err(e) if e.needs_user() => return Err(e),
+            Err(e) if !connected_once && !config.wait_live => return Err(e),
             Err(e) => {
                 let delay = backoff.next_delay();
                 tracing::warn!("{e}; trying again in {}", secs(delay));
@@ -173,7 +176,8 @@ pub async fn run(config: LiveConfig, out: Outputs) -> Result<(), LiveError> {
                 tokio::time::sleep(wait).await;
                 continue;
             }
-            Err(e) if !connected_once || e.needs_user() && !config.wait_live => return Err(e),
+            Err(e) if e.needs_user() => return Err(e),
+            Err(e) if !connected_once && !config.wait_live => return Err(e),
             Err(e) => {
                 let delay = backoff.next_delay();
                 tracing::warn!("{e}; trying again in {}", secs(delay));

@@ -296,6 +296,48 @@ async fn a_drop_mid_stream_reconnects_with_backoff_and_nothing_is_lost_or_double
 }
 
 #[tokio::test]
+async fn a_silent_connection_is_detected_as_stalled_and_replaced() {
+    let fake = FakeTikTok::start().await;
+    fake.with(|s| s.mute_heartbeats = true);
+    // The first connection goes quiet after one message; heartbeats get no answer.
+    fake.push_script(vec![msgs(vec![wc::chat(1, 1, "then silence")], true)]);
+    fake.push_script(vec![msgs(
+        vec![wc::chat(2, 1, "fresh"), wc::control(9, 3)],
+        true,
+    )]);
+    let mut timings = crate::support::fake_tiktok::test_timings();
+    timings.stall_timeout = Duration::from_millis(800);
+    let opts = LiveOpts {
+        timings,
+        ..LiveOpts::default()
+    };
+    let mut relay = LiveRelay::start(&fake, "@streamer", opts).await;
+    let events = relay.events_until(is_type("live_ended")).await;
+    let dropped = events
+        .iter()
+        .find(|e| e["type"] == "disconnected")
+        .expect("a disconnect");
+    assert_eq!(dropped["will_reconnect"], true);
+    assert!(
+        dropped["reason"]
+            .as_str()
+            .unwrap()
+            .contains("nothing received"),
+        "{dropped}"
+    );
+    let comments: Vec<&str> = events.iter().filter_map(|e| e["text"].as_str()).collect();
+    assert_eq!(comments, ["then silence", "fresh"]);
+    relay.finished().await.unwrap();
+    fake.with(|s| {
+        assert_eq!(s.connections.len(), 2);
+        assert!(
+            s.connections[0].heartbeats.len() >= 2,
+            "heartbeats went on while nothing came back"
+        );
+    });
+}
+
+#[tokio::test]
 async fn a_sign_server_429_is_waited_out_then_the_stream_connects() {
     let fake = FakeTikTok::start().await;
     fake.push_sign(SignReply::Status {

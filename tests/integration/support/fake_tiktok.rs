@@ -111,6 +111,8 @@ pub struct FakeState {
     pub scripts: VecDeque<Vec<Step>>,
     /// `Handshake-Options` ping-interval, in seconds.
     pub ping_interval: String,
+    /// Heartbeats are recorded but not answered (a half-dead connection).
+    pub mute_heartbeats: bool,
     /// Every sign request's query and the API key header.
     pub sign_calls: Vec<(HashMap<String, String>, Option<String>)>,
     pub sign_times: Vec<Instant>,
@@ -560,9 +562,15 @@ async fn connection(
             match frame.payload_type.as_str() {
                 "hb" => {
                     let hb = HeartBeatMessage::decode(frame.payload.as_slice()).unwrap_or_default();
-                    reader_state.lock().unwrap().connections[index]
-                        .heartbeats
-                        .push(hb);
+                    let mute = {
+                        let mut st = reader_state.lock().unwrap();
+                        st.connections[index].heartbeats.push(hb);
+                        st.mute_heartbeats
+                    };
+                    if mute {
+                        reader_changed.notify_waiters();
+                        continue;
+                    }
                     let answer = WebcastPushFrame {
                         payload_type: "hb".into(),
                         payload_encoding: "pb".into(),
