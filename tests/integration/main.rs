@@ -6,3 +6,4 @@ mod support;
 
 mod demo_e2e;
 mod live;
+mod replay;
