@@ -421,7 +421,10 @@ impl Event {
 
     /// The JSON text sent to overlays.
     pub fn to_json(&self) -> String {
-        serde_json::to_string(self).expect("events always serialise")
+        // Most events fit, so the buffer is not regrown on the way.
+        let mut buf = Vec::with_capacity(512);
+        serde_json::to_writer(&mut buf, self).expect("events always serialise");
+        String::from_utf8(buf).expect("serde_json writes UTF-8")
     }
 }
 

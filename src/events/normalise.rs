@@ -45,6 +45,8 @@ pub struct Normaliser {
     combos: ComboTracker,
     combo_timeout: Duration,
     stats: NormaliseStats,
+    /// The last room id seen and its text: every message of a stream names the same room.
+    room_text: (i64, String),
 }
 
 impl Normaliser {
@@ -56,7 +58,15 @@ impl Normaliser {
             combos: ComboTracker::new(combo_timeout),
             combo_timeout,
             stats: NormaliseStats::default(),
+            room_text: (0, String::new()),
         }
+    }
+
+    fn room_text(&mut self, room: i64) -> String {
+        if self.room_text.0 != room {
+            self.room_text = (room, room.to_string());
+        }
+        self.room_text.1.clone()
     }
 
     /// Forgets seen msg_ids and open combos (a replay starting over). Counters are kept.
@@ -418,11 +428,10 @@ impl Normaliser {
             .map(|c| c.create_time)
             .filter(|&t| t > 0)
             .unwrap_or_else(now_ms);
-        let room_id = common
-            .map(|c| c.room_id)
-            .filter(|&r| r != 0)
-            .map(|r| r.to_string())
-            .or_else(|| self.room_id.clone());
+        let room_id = match common.map_or(0, |c| c.room_id) {
+            0 => self.room_id.clone(),
+            r => Some(self.room_text(r)),
+        };
         Some(Envelope {
             id,
             ts,
