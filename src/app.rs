@@ -4,13 +4,14 @@
 use std::future::Future;
 use std::io::Write;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
-use crate::cli::{Cli, Command, CommonArgs};
+use crate::cli::{Cli, Command, CommonArgs, LiveArgs, ReplayArgs};
 use crate::config::Config;
 use crate::events::Source;
 use crate::events::normalise::Normaliser;
@@ -18,12 +19,16 @@ use crate::hub::Hub;
 use crate::hub::{Audience, Outbound};
 use crate::persist::{DataDir, SESSION_FILE};
 use crate::pipeline::{self, Input};
+use crate::recorder::{EventRecorder, FrameRecorder};
 use crate::server::{self, OriginPolicy, Relay};
 use crate::sources::demo;
+use crate::sources::replay::{self, ReplayOptions};
 use crate::stats::SessionState;
 use crate::stats::Stats;
 use crate::themes::watch::{ThemeChange, ThemeWatcher};
 use crate::themes::{ThemeRegistry, ThemeSources};
+use crate::tiktok::ws::Outputs;
+use crate::tiktok::{Endpoints, LiveConfig, Target, Timings, client};
 use crate::triggers::{self, Engine};
 
 /// How often changed totals are pushed to overlays as `state` messages.
@@ -89,6 +94,24 @@ pub async fn run(
         }
         Command::Check(_) => check(&cli.common),
         Command::Theme(crate::cli::ThemeCommand::New { dir }) => theme_new(&dir),
+        Command::Live(args) => {
+            let config = live_config(&args)?;
+            let listener = bind(&cli.common).await?;
+            let record = RecordPaths {
+                frames: args.record.clone(),
+                events: args.record_events.clone(),
+            };
+            live(
+                listener,
+                &cli.common,
+                config,
+                record,
+                args.exit_on_end,
+                shutdown,
+            )
+            .await
+        }
+        Command::Replay(args) => replay(&cli.common, args, shutdown).await,
     }
 }
 
@@ -233,6 +256,213 @@ fn theme_sources(common: &CommonArgs) -> ThemeSources {
         overlays_dir: common.overlays.clone(),
         templates_dir: common.templates.clone(),
     }
+}
+
+/// Validates the `live` flags into the live client's configuration.
+pub fn live_config(args: &LiveArgs) -> Result<LiveConfig, AppError> {
+    let target = Target::parse(&args.target).map_err(AppError::Usage)?;
+    let t = &args.tiktok;
+    let endpoints = Endpoints::new(&t.tiktok_web_url, &t.tiktok_webcast_url, &t.sign_url);
+    endpoints.validate().map_err(AppError::Usage)?;
+    Ok(LiveConfig {
+        target,
+        endpoints,
+        sign_api_key: t
+            .sign_api_key
+            .as_deref()
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .map(str::to_string),
+        wait_live: args.wait_live,
+        timings: Timings::default(),
+    })
+}
+
+/// Where `live` records, if anywhere.
+#[derive(Debug, Clone, Default)]
+pub struct RecordPaths {
+    /// Raw frames (TIKREC1).
+    pub frames: Option<PathBuf>,
+    /// Relayed events (JSONL).
+    pub events: Option<PathBuf>,
+}
+
+fn record_error(path: &Path, e: std::io::Error) -> AppError {
+    AppError::Usage(format!(
+        "cannot write the recording {}: {e} (check that the folder exists and is writable)",
+        path.display()
+    ))
+}
+
+/// Relays a TikTok LIVE. Returns when the LIVE ends and `exit_on_end` is set, on shutdown, or
+/// with the error that stopped the live client before it could relay anything (exit code 3).
+///
+/// Without `exit_on_end`, the end of the LIVE stops the live client but the server stays up,
+/// so overlays keep showing the final totals until the streamer presses Ctrl-C (exit code 0).
+pub async fn live(
+    listener: TcpListener,
+    common: &CommonArgs,
+    config: LiveConfig,
+    record: RecordPaths,
+    exit_on_end: bool,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), AppError> {
+    let frames = match &record.frames {
+        Some(p) => Some(FrameRecorder::create(p).map_err(|e| record_error(p, e))?),
+        None => None,
+    };
+    let running = start(listener, common, Source::Tiktok)?;
+    let events = match &record.events {
+        Some(p) => Some(
+            EventRecorder::start(p, running.hub.subscribe_events())
+                .map_err(|e| record_error(p, e))?,
+        ),
+        None => None,
+    };
+    let input = running.input.clone();
+    let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(running.serve(async move {
+        let _ = server_stopped.await;
+    }));
+    let outputs = Outputs {
+        input: input.clone(),
+        recorder: frames.clone(),
+    };
+    let who = config.target.to_string();
+    let mut source = tokio::spawn(client::run(config, outputs));
+    tokio::pin!(shutdown);
+    let result = tokio::select! {
+        _ = &mut shutdown => {
+            source.abort();
+            Ok(())
+        }
+        done = &mut source => match done {
+            Ok(Ok(())) if exit_on_end => {
+                drain(&input).await;
+                Ok(())
+            }
+            Ok(Ok(())) => {
+                drain(&input).await;
+                tracing::info!(
+                    "{who}: the LIVE has ended; overlays stay served until Ctrl-C (use --wait-live to wait for the next LIVE)"
+                );
+                shutdown.await;
+                Ok(())
+            }
+            Ok(Err(e)) => Err(AppError::Unreachable(e.to_string())),
+            Err(e) => Err(AppError::Other(anyhow::anyhow!("the live client stopped: {e}"))),
+        }
+    };
+    let _ = stop_server.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
+    if let Some(f) = frames {
+        f.finish().await;
+    }
+    if let Some(e) = events {
+        e.finish().await;
+    }
+    result
+}
+
+/// Waits until the pipeline has taken every input, then a moment for clients to receive it.
+async fn drain(input: &mpsc::Sender<Input>) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while input.capacity() < input.max_capacity() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(250)).await;
+}
+
+/// Plays a recording; with `--no-server`, prints the throughput at the end.
+pub async fn replay(
+    common: &CommonArgs,
+    args: ReplayArgs,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), AppError> {
+    if !(args.speed.is_finite() && args.speed > 0.0) {
+        return Err(AppError::Usage(format!(
+            "--speed {} is not a speed; give a factor above 0, e.g. --speed 2",
+            args.speed
+        )));
+    }
+    if !args.file.is_file() {
+        return Err(AppError::Usage(format!(
+            "cannot read {}: no such file",
+            args.file.display()
+        )));
+    }
+    let options = ReplayOptions {
+        speed: args.speed,
+        max: args.max,
+        repeat: args.repeat,
+    };
+    let replay_error = |e: replay::ReplayError| AppError::Usage(e.to_string());
+    if args.no_server {
+        let combo_timeout = Duration::try_from_secs_f64(common.combo_timeout)
+            .map_err(|_| AppError::Usage("--combo-timeout takes seconds, e.g. 10".into()))?;
+        let hub = Hub::new(Arc::new(Stats::default()));
+        let events = match &args.jsonl {
+            Some(p) => Some(
+                EventRecorder::start(p, hub.subscribe_events()).map_err(|e| record_error(p, e))?,
+            ),
+            None => None,
+        };
+        let (tx, rx) = mpsc::channel(pipeline::INPUT_BUFFER);
+        let pipeline = tokio::spawn(pipeline::run(
+            rx,
+            Normaliser::new(Source::Replay, combo_timeout),
+            hub.clone(),
+        ));
+        let started = std::time::Instant::now();
+        let played = tokio::select! {
+            r = replay::run(args.file.clone(), options, tx) => r.map(|_| ()),
+            _ = shutdown => Ok(()),
+        };
+        let report = pipeline.await.unwrap_or_default();
+        let elapsed = started.elapsed().as_secs_f64().max(1e-9);
+        if let Some(e) = events {
+            e.finish().await;
+        }
+        played.map_err(replay_error)?;
+        let messages = report.normalise.messages;
+        println!(
+            "replayed {messages} messages ({} duplicates, {} undecodable) into {} events in {elapsed:.3} s: {:.0} messages/s, {:.0} events/s",
+            report.normalise.duplicates,
+            report.normalise.undecodable,
+            report.events,
+            messages as f64 / elapsed,
+            report.events as f64 / elapsed,
+        );
+        return Ok(());
+    }
+    let listener = bind(common).await?;
+    let running = start(listener, common, Source::Replay)?;
+    running.hub.stats().set_connection("replay", "connected");
+    let events = match &args.jsonl {
+        Some(p) => Some(
+            EventRecorder::start(p, running.hub.subscribe_events())
+                .map_err(|e| record_error(p, e))?,
+        ),
+        None => None,
+    };
+    let input = running.input.clone();
+    let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(running.serve(async move {
+        let _ = server_stopped.await;
+    }));
+    let played = tokio::select! {
+        r = replay::run(args.file.clone(), options, input.clone()) => r.map(|_| ()),
+        _ = shutdown => Ok(()),
+    };
+    drain(&input).await;
+    let _ = stop_server.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
+    if let Some(e) = events {
+        e.finish().await;
+    }
+    played.map_err(replay_error)?;
+    tracing::info!("replay finished");
+    Ok(())
 }
 
 /// Binds the listening socket; a port in use is a usage error with a hint, not a panic.

@@ -32,6 +32,74 @@ pub enum Command {
     /// Theme folders: `theme new DIR` starts a theme of your own from the built-in one.
     #[command(subcommand)]
     Theme(ThemeCommand),
+    /// Relay a TikTok LIVE stream: tikrelay live @user (or user, or room:ID).
+    Live(LiveArgs),
+    /// Play a recording (--record file, bare frames, or JSONL events) through the relay.
+    Replay(ReplayArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct LiveArgs {
+    /// Whose LIVE: @user, user, a tiktok.com/@user/live link, or room:ID.
+    pub target: String,
+    /// Write every raw frame to FILE (TIKREC1 format; play it with tikrelay replay).
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<PathBuf>,
+    /// Write every relayed event to FILE as JSON lines.
+    #[arg(long, value_name = "FILE.jsonl")]
+    pub record_events: Option<PathBuf>,
+    /// Wait until the user goes live (checking every 30 s), and again after the LIVE ends.
+    #[arg(long)]
+    pub wait_live: bool,
+    /// Exit (code 0) when the LIVE ends instead of keeping the overlays served until Ctrl-C.
+    #[arg(long, conflicts_with = "wait_live")]
+    pub exit_on_end: bool,
+    #[command(flatten)]
+    pub tiktok: TiktokArgs,
+}
+
+/// Where the live client connects; every URL can point at a local fake.
+#[derive(Debug, Args, Clone)]
+pub struct TiktokArgs {
+    /// The sign server that makes TikTok's signed first request (Euler Stream by default).
+    #[arg(long, value_name = "URL", default_value = crate::tiktok::DEFAULT_SIGN_URL)]
+    pub sign_url: String,
+    /// API key for the sign server (raises its limits). Prefer the environment variable: a
+    /// key on the command line shows in the process list.
+    #[arg(
+        long,
+        value_name = "KEY",
+        env = "TIKRELAY_SIGN_API_KEY",
+        hide_env_values = true
+    )]
+    pub sign_api_key: Option<String>,
+    /// TikTok's web host (live page, room API).
+    #[arg(long, value_name = "URL", default_value = crate::tiktok::DEFAULT_WEB_URL)]
+    pub tiktok_web_url: String,
+    /// TikTok's webcast host (live check by room id).
+    #[arg(long, value_name = "URL", default_value = crate::tiktok::DEFAULT_WEBCAST_URL)]
+    pub tiktok_webcast_url: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// A --record file (TIKREC1), a bare stream of [u32 BE length][push frame], or JSONL events.
+    pub file: PathBuf,
+    /// Play at X times the recorded speed.
+    #[arg(long, default_value_t = 1.0, conflicts_with = "max")]
+    pub speed: f64,
+    /// Play as fast as possible (with --no-server: the throughput benchmark).
+    #[arg(long)]
+    pub max: bool,
+    /// Start over at the end, forever.
+    #[arg(long = "loop")]
+    pub repeat: bool,
+    /// Write the relayed events to OUT as JSON lines.
+    #[arg(long, value_name = "OUT")]
+    pub jsonl: Option<PathBuf>,
+    /// Do not serve overlays; print messages/s and events/s at the end.
+    #[arg(long)]
+    pub no_server: bool,
 }
 
 #[derive(Debug, Subcommand)]

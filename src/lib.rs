@@ -1,10 +1,12 @@
 //! tikrelay: a local TikTok LIVE event relay for OBS overlays.
 //!
 //! # Layout
-//! - [`tiktok`]: the webcast wire format (frames, gzip) shared by every source.
-//! - [`sources`]: event sources besides live TikTok (the synthetic demo).
+//! - [`tiktok`]: the webcast wire format (frames, gzip) shared by every source, and the live
+//!   client (room lookup, sign step, websocket, reconnects).
+//! - [`sources`]: event sources besides live TikTok (the synthetic demo, replay).
 //! - [`events`]: the one [`events::Event`] type, the normaliser, gift combos, de-duplication.
 //! - [`pipeline`]: the task that turns source input into published events.
+//! - [`recorder`]: `--record` (raw frames, TIKREC1) and `--record-events` (JSONL), and the reader.
 //! - [`hub`]: fan-out to websocket clients (bounded per client) and in-process consumers.
 //! - [`stats`]: session totals and the state snapshot.
 //! - [`themes`]: theme folders, handlebars rendering, field validation.
@@ -23,6 +25,7 @@ pub mod events;
 pub mod hub;
 pub mod persist;
 pub mod pipeline;
+pub mod recorder;
 pub mod server;
 pub mod sources;
 pub mod stats;

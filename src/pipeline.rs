@@ -29,6 +29,17 @@ pub enum Input {
     Event(Box<Event>),
     /// The room that following messages belong to.
     Room(Option<String>),
+    /// A replay starts over: forget seen msg_ids and open combos, or the next pass would be
+    /// dropped as duplicates.
+    Rewind,
+}
+
+/// What the pipeline did, returned when it stops (the replay benchmark prints it).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct PipelineReport {
+    pub normalise: crate::events::normalise::NormaliseStats,
+    /// Events published.
+    pub events: u64,
 }
 
 /// Feeds one input through the normaliser; decode failures are logged and skipped.
@@ -48,6 +59,7 @@ pub fn process(normaliser: &mut Normaliser, input: Input, now: Instant, out: &mu
         },
         Input::Event(event) => out.push(*event),
         Input::Room(room) => normaliser.set_room_id(room),
+        Input::Rewind => normaliser.reset(),
     }
 }
 
@@ -58,8 +70,13 @@ fn log_errors(errors: Vec<crate::events::normalise::MessageError>) {
 }
 
 /// Runs until every sender is dropped.
-pub async fn run(mut input: mpsc::Receiver<Input>, mut normaliser: Normaliser, hub: Arc<Hub>) {
+pub async fn run(
+    mut input: mpsc::Receiver<Input>,
+    mut normaliser: Normaliser,
+    hub: Arc<Hub>,
+) -> PipelineReport {
     let mut out = Vec::with_capacity(64);
+    let mut events = 0u64;
     loop {
         let deadline = normaliser.next_deadline();
         tokio::select! {
@@ -74,9 +91,14 @@ pub async fn run(mut input: mpsc::Receiver<Input>, mut normaliser: Normaliser, h
             },
             _ = sleep_until(deadline) => normaliser.expire(Instant::now(), &mut out),
         }
+        events += out.len() as u64;
         for event in out.drain(..) {
             hub.publish(event);
         }
+    }
+    PipelineReport {
+        normalise: normaliser.stats(),
+        events,
     }
 }
 

@@ -9,7 +9,8 @@
 //! timeout) opens a follow-up combo that counts only the new units, so every unit reaches
 //! totals and triggers once.
 
-use std::collections::{HashMap, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -38,7 +39,7 @@ pub struct GiftMessage {
     pub repeat_end: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 struct ComboKey {
     user_id: String,
     gift_id: u64,
@@ -86,6 +87,10 @@ pub struct ComboTracker {
     open: HashMap<ComboKey, OpenCombo>,
     closed: HashMap<ComboKey, ClosedCombo>,
     closed_order: VecDeque<ComboKey>,
+    /// Deadlines in time order, so finding the due combos does not scan every open one (a
+    /// replay at full speed can hold thousands). Entries go stale when a combo gets a new
+    /// deadline or ends; stale ones are skipped when they come up.
+    deadlines: BinaryHeap<Reverse<(Instant, ComboKey)>>,
 }
 
 impl Default for ComboTracker {
@@ -101,6 +106,7 @@ impl ComboTracker {
             open: HashMap::new(),
             closed: HashMap::new(),
             closed_order: VecDeque::new(),
+            deadlines: BinaryHeap::new(),
         }
     }
 
@@ -111,7 +117,9 @@ impl ComboTracker {
 
     /// When the next open combo times out, if any.
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.open.values().map(|c| c.deadline).min()
+        // A stale entry may be earlier than the real next deadline: the caller then wakes,
+        // `expire` drops it, and asks again.
+        self.deadlines.peek().map(|Reverse((d, _))| *d)
     }
 
     /// Applies one gift message.
@@ -143,6 +151,9 @@ impl ComboTracker {
             }
             open.cumulative = open.cumulative.max(msg.repeat_count);
             open.deadline = deadline;
+            if !msg.repeat_end {
+                self.deadlines.push(Reverse((deadline, key.clone())));
+            }
             if msg.user.is_some() {
                 open.user = msg.user;
             }
@@ -176,23 +187,21 @@ impl ComboTracker {
             self.finish(key, open, EndReason::RepeatEnd, msg.id, msg.ts, out);
         } else {
             out.push(combo_event(&open, msg.id, msg.ts, false, None));
+            self.deadlines.push(Reverse((deadline, key.clone())));
             self.open.insert(key, open);
         }
     }
 
     /// Ends every combo whose deadline has passed.
     pub fn expire(&mut self, now: Instant, out: &mut Vec<Event>) {
-        let mut due: Vec<ComboKey> = self
-            .open
-            .iter()
-            .filter(|(_, c)| c.deadline <= now)
-            .map(|(k, _)| k.clone())
-            .collect();
-        if due.is_empty() {
-            return;
-        }
-        due.sort_by_key(|k| self.open[k].deadline);
-        for key in due {
+        while let Some(Reverse((due, _))) = self.deadlines.peek() {
+            if *due > now {
+                break;
+            }
+            let Reverse((due, key)) = self.deadlines.pop().expect("peeked");
+            if self.open.get(&key).is_none_or(|c| c.deadline != due) {
+                continue; // stale: the combo moved on or ended
+            }
             let open = self.open.remove(&key).expect("present");
             let id = format!("{}:timeout", open.combo_id);
             self.finish(key, open, EndReason::Timeout, id, now_ms(), out);
@@ -289,5 +298,113 @@ fn gift_event(
         source,
         room_id,
         user,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(id: &str, user: &str, group: i64, count: u64, end: bool) -> GiftMessage {
+        GiftMessage {
+            id: id.into(),
+            ts: 1,
+            source: Source::Test,
+            room_id: None,
+            user: Some(User {
+                id: user.into(),
+                ..User::default()
+            }),
+            gift: GiftInfo {
+                id: 5655,
+                name: "Rose".into(),
+                diamonds: 1,
+                image_url: None,
+                streakable: true,
+            },
+            group_id: group,
+            repeat_count: count,
+            repeat_end: end,
+        }
+    }
+
+    fn kinds(out: &[Event]) -> Vec<String> {
+        out.iter()
+            .map(|e| match &e.kind {
+                EventKind::Combo {
+                    count,
+                    ended,
+                    end_reason,
+                    ..
+                } => format!("combo {count} {ended} {end_reason:?}"),
+                EventKind::Gift { count, .. } => format!("gift {count}"),
+                other => other.type_name().to_string(),
+            })
+            .collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn combos_end_by_timeout_in_deadline_order_and_a_busy_one_stays_open() {
+        let timeout = Duration::from_secs(10);
+        let mut t = ComboTracker::new(timeout);
+        let mut out = Vec::new();
+        let start = Instant::now();
+        t.observe(msg("1", "a", 1, 1, false), start, &mut out);
+        t.observe(
+            msg("2", "b", 2, 1, false),
+            start + Duration::from_secs(1),
+            &mut out,
+        );
+        // "a" keeps going, so its first deadline is stale.
+        t.observe(
+            msg("3", "a", 1, 2, false),
+            start + Duration::from_secs(5),
+            &mut out,
+        );
+        assert_eq!(t.next_deadline(), Some(start + timeout));
+        out.clear();
+        t.expire(start + timeout, &mut out);
+        assert!(out.is_empty(), "a stale deadline ends nothing");
+        assert_eq!(t.next_deadline(), Some(start + Duration::from_secs(11)));
+        t.expire(start + Duration::from_secs(12), &mut out);
+        assert_eq!(
+            kinds(&out),
+            ["combo 1 true Some(Timeout)", "gift 1"],
+            "b ends first"
+        );
+        assert_eq!(t.next_deadline(), Some(start + Duration::from_secs(15)));
+        out.clear();
+        t.expire(start + Duration::from_secs(15), &mut out);
+        assert_eq!(kinds(&out), ["combo 2 true Some(Timeout)", "gift 2"]);
+        assert_eq!(t.open_count(), 0);
+        out.clear();
+        // A repeat_end after the timeout adds nothing.
+        t.observe(
+            msg("4", "a", 1, 2, true),
+            start + Duration::from_secs(21),
+            &mut out,
+        );
+        assert!(out.is_empty());
+        t.expire(start + Duration::from_secs(60), &mut out);
+        assert!(out.is_empty());
+        assert_eq!(t.next_deadline(), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn thousands_of_open_combos_expire_without_scanning_each_time() {
+        let mut t = ComboTracker::new(Duration::from_secs(10));
+        let mut out = Vec::new();
+        let start = Instant::now();
+        for i in 0..5000 {
+            t.observe(
+                msg(&i.to_string(), &i.to_string(), i, 1, false),
+                start,
+                &mut out,
+            );
+        }
+        out.clear();
+        t.expire(start + Duration::from_secs(10), &mut out);
+        assert_eq!(out.len(), 10_000, "one combo end and one gift each");
+        assert_eq!(t.open_count(), 0);
     }
 }

@@ -13,7 +13,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use prost::Message;
-use prost_reflect::{DescriptorPool, DynamicMessage};
+use prost_reflect::{DescriptorPool, DynamicMessage, SerializeOptions};
 use tokio::time::Instant;
 
 use super::combo::{ComboTracker, GiftMessage};
@@ -43,7 +43,10 @@ pub struct Normaliser {
     room_id: Option<String>,
     dedupe: Dedupe,
     combos: ComboTracker,
+    combo_timeout: Duration,
     stats: NormaliseStats,
+    /// The last room id seen and its text: every message of a stream names the same room.
+    room_text: (i64, String),
 }
 
 impl Normaliser {
@@ -53,8 +56,23 @@ impl Normaliser {
             room_id: None,
             dedupe: Dedupe::default(),
             combos: ComboTracker::new(combo_timeout),
+            combo_timeout,
             stats: NormaliseStats::default(),
+            room_text: (0, String::new()),
         }
+    }
+
+    fn room_text(&mut self, room: i64) -> String {
+        if self.room_text.0 != room {
+            self.room_text = (room, room.to_string());
+        }
+        self.room_text.1.clone()
+    }
+
+    /// Forgets seen msg_ids and open combos (a replay starting over). Counters are kept.
+    pub fn reset(&mut self) {
+        self.dedupe = Dedupe::default();
+        self.combos = ComboTracker::new(self.combo_timeout);
     }
 
     /// The room events belong to when a message does not say.
@@ -244,9 +262,13 @@ impl Normaliser {
             "WebcastLinkMicBattle" => {
                 let m = decode!(proto::WebcastLinkMicBattle);
                 let phase = match m.action {
+                    // 5 finish, 6 cut short.
                     5 | 6 => BattlePhase::End,
                     _ if !m.battle_result.is_empty() => BattlePhase::End,
-                    _ => BattlePhase::Start,
+                    // 4 open; 0 when TikTok leaves the action out.
+                    0 | 4 => BattlePhase::Start,
+                    // Invite, reject, cancel, accept: negotiation, not yet a battle.
+                    _ => return self.pass_through(msg, m.common.as_ref(), out),
                 };
                 if let Some(env) = self.envelope(msg, m.common.as_ref()) {
                     let teams = battle_teams(&m);
@@ -316,7 +338,8 @@ impl Normaliser {
             }
             "WebcastRoomPinMessage" => {
                 let m = decode!(proto::WebcastRoomPinMessage);
-                if m.action == 2 {
+                // 2 unpins; a pinned gift or like (no chat message) has no text to show.
+                if m.action == 2 || m.chat_message.is_none() {
                     return self.pass_through(msg, m.common.as_ref(), out);
                 }
                 if let Some(env) = self.envelope(msg, m.common.as_ref()) {
@@ -348,7 +371,15 @@ impl Normaliser {
                             source,
                         }
                     })?;
-                let data = serde_json::to_value(&dynamic).unwrap_or(serde_json::Value::Null);
+                // snake_case field names like the rest of the event JSON; 64-bit integers as
+                // strings (ids exceed 2^53); default values left out.
+                let options = SerializeOptions::new()
+                    .use_proto_field_name(true)
+                    .stringify_64_bit_integers(true)
+                    .skip_default_fields(true);
+                let data = dynamic
+                    .serialize_with_options(serde_json::value::Serializer, &options)
+                    .unwrap_or(serde_json::Value::Null);
                 EventKind::Webcast {
                     method: msg.method.clone(),
                     data,
@@ -397,11 +428,10 @@ impl Normaliser {
             .map(|c| c.create_time)
             .filter(|&t| t > 0)
             .unwrap_or_else(now_ms);
-        let room_id = common
-            .map(|c| c.room_id)
-            .filter(|&r| r != 0)
-            .map(|r| r.to_string())
-            .or_else(|| self.room_id.clone());
+        let room_id = match common.map_or(0, |c| c.room_id) {
+            0 => self.room_id.clone(),
+            r => Some(self.room_text(r)),
+        };
         Some(Envelope {
             id,
             ts,
@@ -511,7 +541,15 @@ fn battle_teams(m: &proto::WebcastLinkMicBattle) -> Vec<BattleTeam> {
             let score = m
                 .battle_result
                 .get(&w.key)
-                .map(|r| r.score.max(0) as u64)
+                .map(|r| r.score)
+                .or_else(|| {
+                    m.armies
+                        .iter()
+                        .find(|a| a.key == w.key)
+                        .and_then(|a| a.value.as_ref())
+                        .map(|a| a.hostscore)
+                })
+                .map(|s| s.max(0) as u64)
                 .unwrap_or(0);
             BattleTeam { host, score }
         })
@@ -530,4 +568,145 @@ fn battle_teams(m: &proto::WebcastLinkMicBattle) -> Vec<BattleTeam> {
             .collect();
     }
     teams
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tiktok::frame::base_message;
+
+    fn run(msg: proto::BaseProtoMessage) -> Vec<Event> {
+        let mut n = Normaliser::new(Source::Tiktok, Duration::from_secs(10));
+        let mut out = Vec::new();
+        n.message(&msg, Instant::now(), &mut out).unwrap();
+        out
+    }
+
+    fn common(id: i64) -> Option<proto::CommonMessageData> {
+        Some(proto::CommonMessageData {
+            msg_id: id,
+            ..Default::default()
+        })
+    }
+
+    #[test]
+    fn battle_negotiation_is_not_a_battle_phase() {
+        for (action, want) in [
+            (4, "battle"),
+            (0, "battle"),
+            (1, "webcast"),
+            (7, "webcast"),
+            (5, "battle"),
+        ] {
+            let m = proto::WebcastLinkMicBattle {
+                common: common(1),
+                battle_id: 9,
+                action,
+                ..Default::default()
+            };
+            let out = run(base_message("WebcastLinkMicBattle", 1, &m));
+            assert_eq!(out[0].type_name(), want, "action {action}");
+        }
+    }
+
+    #[test]
+    fn battle_scores_come_from_results_or_armies() {
+        let m = proto::WebcastLinkMicBattle {
+            common: common(1),
+            action: 4,
+            anchors_info: vec![proto::BattleUserInfoWrapper {
+                key: 11,
+                value: None,
+            }],
+            armies: vec![proto::UserArmiesWrapper {
+                key: 11,
+                value: Some(proto::BattleUserArmies {
+                    hostscore: 40,
+                    ..Default::default()
+                }),
+            }],
+            ..Default::default()
+        };
+        let out = run(base_message("WebcastLinkMicBattle", 1, &m));
+        match &out[0].kind {
+            EventKind::Battle { phase, teams, .. } => {
+                assert_eq!(*phase, BattlePhase::Start);
+                assert_eq!(teams[0].score, 40);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn unpinning_and_pinned_non_chat_messages_pass_through() {
+        let pinned = |action, chat: bool| proto::WebcastRoomPinMessage {
+            common: common(1),
+            action,
+            chat_message: chat.then(|| proto::WebcastChatMessage {
+                content: "hello".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let out = run(base_message("WebcastRoomPinMessage", 1, &pinned(1, true)));
+        assert_eq!(
+            out[0].kind,
+            EventKind::Pin {
+                text: "hello".into()
+            }
+        );
+        for m in [pinned(2, true), pinned(1, false)] {
+            let out = run(base_message("WebcastRoomPinMessage", 1, &m));
+            assert_eq!(out[0].type_name(), "webcast");
+        }
+    }
+
+    #[test]
+    fn super_fans_are_read_from_the_text_key_of_either_barrage_field() {
+        let barrage =
+            |content: Option<&str>, common_content: Option<&str>| proto::WebcastBarrageMessage {
+                common: common(1),
+                content: content.map(|k| proto::Text {
+                    key: k.into(),
+                    ..Default::default()
+                }),
+                common_barrage_content: common_content.map(|k| proto::Text {
+                    key: k.into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            };
+        for m in [
+            barrage(Some("ttlive_superFan_x"), None),
+            barrage(None, Some("ttlive_superfan_commentNotif_superFanJoined")),
+        ] {
+            assert_eq!(
+                run(base_message("WebcastBarrageMessage", 1, &m))[0].type_name(),
+                "super_fan"
+            );
+        }
+        let vip = barrage(Some("ttlive_vip_entrance"), None);
+        assert_eq!(
+            run(base_message("WebcastBarrageMessage", 1, &vip))[0].type_name(),
+            "webcast"
+        );
+    }
+
+    #[test]
+    fn webcast_data_uses_proto_field_names_and_string_ids() {
+        let m = proto::WebcastImDeleteMessage {
+            common: common(5),
+            delete_msg_ids: vec![7_400_000_000_000_000_001],
+            delete_user_ids: vec![],
+        };
+        let out = run(base_message("WebcastImDeleteMessage", 5, &m));
+        let json: serde_json::Value = serde_json::from_str(&out[0].to_json()).unwrap();
+        assert_eq!(json["method"], "WebcastImDeleteMessage");
+        assert_eq!(json["data"]["delete_msg_ids"][0], "7400000000000000001");
+        assert_eq!(json["data"]["common"]["msg_id"], "5");
+        assert!(
+            json["data"].get("delete_user_ids").is_none(),
+            "defaults left out"
+        );
+    }
 }

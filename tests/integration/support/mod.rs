@@ -2,7 +2,9 @@
 //! websocket client for `/ws`, and an HTTP client. Every server here listens on 127.0.0.1.
 #![allow(dead_code)]
 
+pub mod fake_tiktok;
 pub mod rcon_server;
+pub mod webcast;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
