@@ -228,6 +228,15 @@ fn string(out: &mut Vec<u8>, s: &str) {
             }
             i += 8;
         }
+        if i + 8 > bytes.len() {
+            // Most strings are short, so the tail matters: test it padded with spaces (which
+            // need no escape) before going byte by byte.
+            let mut tail = [b' '; 8];
+            tail[..bytes.len() - i].copy_from_slice(&bytes[i..]);
+            if !needs_escape(u64::from_le_bytes(tail)) {
+                break;
+            }
+        }
         let end = (i + 8).min(bytes.len());
         while i < end {
             let b = bytes[i];

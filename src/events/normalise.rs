@@ -136,7 +136,7 @@ impl Normaliser {
         now: Instant,
         out: &mut Vec<Event>,
     ) -> Result<(), MessageError> {
-        let bytes = msg.payload.as_slice();
+        let bytes = msg.payload.as_ref();
         let err = |source| MessageError {
             method: msg.method.clone(),
             source,
@@ -365,7 +365,7 @@ impl Normaliser {
         let kind = match descriptor {
             Some(desc) => {
                 let dynamic =
-                    DynamicMessage::decode(desc, msg.payload.as_slice()).map_err(|source| {
+                    DynamicMessage::decode(desc, msg.payload.as_ref()).map_err(|source| {
                         MessageError {
                             method: msg.method.clone(),
                             source,
@@ -393,7 +393,7 @@ impl Normaliser {
         // read even from a message this relay has no rule for.
         let common = match common {
             Some(c) => Some(c.clone()),
-            None => CommonOnly::decode(msg.payload.as_slice())
+            None => CommonOnly::decode(msg.payload.as_ref())
                 .ok()
                 .and_then(|m| m.common),
         };

@@ -7,6 +7,7 @@
 
 use std::io::Write;
 
+use bytes::Bytes;
 use prost::Message;
 
 use crate::proto::{BaseProtoMessage, ProtoMessageFetchResult, PushHeader, WebcastPushFrame};
@@ -58,7 +59,11 @@ pub fn frame_payload(frame: &WebcastPushFrame) -> Result<std::borrow::Cow<'_, [u
 }
 
 /// Decodes a fetch result (the sign server's body, or an inflated `msg` payload).
-pub fn decode_fetch_result(bytes: &[u8]) -> Result<ProtoMessageFetchResult, FrameError> {
+///
+/// Taking the bytes as [`Bytes`] (a `Vec<u8>` converts without copying) lets every message's
+/// payload point into them instead of being copied out.
+pub fn decode_fetch_result(bytes: impl Into<Bytes>) -> Result<ProtoMessageFetchResult, FrameError> {
+    let bytes = bytes.into();
     if bytes.len() > MAX_INFLATED_BYTES {
         return Err(FrameError::TooLarge {
             size: bytes.len(),
@@ -68,12 +73,20 @@ pub fn decode_fetch_result(bytes: &[u8]) -> Result<ProtoMessageFetchResult, Fram
     ProtoMessageFetchResult::decode(bytes).map_err(FrameError::NotAFetchResult)
 }
 
+/// A frame's fetch result: its payload inflated if need be, then decoded.
+pub fn frame_fetch_result(frame: &WebcastPushFrame) -> Result<ProtoMessageFetchResult, FrameError> {
+    match frame_payload(frame)? {
+        std::borrow::Cow::Owned(inflated) => decode_fetch_result(inflated),
+        std::borrow::Cow::Borrowed(plain) => decode_fetch_result(Bytes::copy_from_slice(plain)),
+    }
+}
+
 /// Decodes a whole `msg` push frame down to its fetch result.
 pub fn decode_msg_frame(
     bytes: &[u8],
 ) -> Result<(WebcastPushFrame, ProtoMessageFetchResult), FrameError> {
     let frame = decode_push_frame(bytes)?;
-    let result = decode_fetch_result(&frame_payload(&frame)?)?;
+    let result = frame_fetch_result(&frame)?;
     Ok((frame, result))
 }
 
@@ -196,7 +209,7 @@ pub fn gzip(bytes: &[u8]) -> Vec<u8> {
 pub fn base_message(method: &str, msg_id: i64, payload: &impl Message) -> BaseProtoMessage {
     BaseProtoMessage {
         method: method.to_string(),
-        payload: payload.encode_to_vec(),
+        payload: payload.encode_to_vec().into(),
         msg_id,
         ..Default::default()
     }
