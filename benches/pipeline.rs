@@ -137,8 +137,9 @@ fn main() {
 
     if let Ok(what) = std::env::var("TIKRELAY_BENCH_PROFILE") {
         // For a profiler: the timed loop many times over, little setup. `normalise` profiles
-        // the normaliser alone on decoded results; anything else the whole hot path.
-        let batched = frames(messages, BATCH);
+        // the normaliser alone on decoded results, `single` the whole hot path with one message
+        // per frame, anything else the whole hot path with BATCH per frame.
+        let batched = frames(messages, if what == "single" { 1 } else { BATCH });
         if what == "normalise" {
             let results: Vec<_> = batched
                 .iter()

@@ -93,17 +93,17 @@ pub fn decode_msg_frame(
 /// Inflates gzip, refusing output past [`MAX_INFLATED_BYTES`] (a gzip bomb stays small).
 ///
 /// Frames are small and many, and each arrives whole, so this parses the gzip header itself
-/// and inflates in one call straight into the output, with one reused decompressor per thread.
+/// and inflates in one call straight into the output, with one reused inflater per thread
+/// (zlib-rs: pure Rust, and faster than miniz_oxide at building each frame's Huffman tables).
 /// The streaming decoders (`GzDecoder`, `flate2::Decompress`) cost more per frame than
 /// everything else the pipeline does with it: they zero a 32 KiB window on every reset and copy
 /// all output through it. The CRC32 and length in the trailer are checked, so corrupt data is
 /// still an error.
 pub fn gunzip(bytes: &[u8]) -> Result<Vec<u8>, FrameError> {
-    use miniz_oxide::inflate::TINFLStatus;
-    use miniz_oxide::inflate::core::{DecompressorOxide, decompress, inflate_flags};
+    use zlib_rs::{Inflate, InflateFlush, Status};
     thread_local! {
-        static INFLATER: std::cell::RefCell<Box<DecompressorOxide>> =
-            std::cell::RefCell::new(Box::default());
+        // Raw deflate: the gzip header and trailer are handled here.
+        static INFLATER: std::cell::RefCell<Inflate> = std::cell::RefCell::new(Inflate::new(false, 15));
     }
     let corrupt = |why: &str| {
         FrameError::Gzip(std::io::Error::new(
@@ -121,34 +121,34 @@ pub fn gunzip(bytes: &[u8]) -> Result<Vec<u8>, FrameError> {
     let hint = u32::from_le_bytes(bytes[bytes.len() - 4..].try_into().expect("4 bytes")) as usize;
     let limit = MAX_INFLATED_BYTES + 1;
     let mut out = vec![0u8; hint.clamp(64, (bytes.len() * 1032).clamp(64, limit))];
-    let mut input = &bytes[start..];
-    let mut consumed = 0;
-    let mut written = 0;
+    let input = &bytes[start..];
+    let (mut consumed, mut written) = (0usize, 0usize);
     INFLATER.with(|cell| {
         let mut inflater = cell.borrow_mut();
-        inflater.init();
-        // The whole output is one buffer, so back references read it directly.
-        let flags = inflate_flags::TINFL_FLAG_USING_NON_WRAPPING_OUTPUT_BUF;
+        inflater.reset(false);
         loop {
-            let (status, read, wrote) = decompress(&mut inflater, input, &mut out, written, flags);
-            consumed += read;
-            written += wrote;
-            input = &input[read.min(input.len())..];
+            // `Finish`: all input is here, so the inflater need not keep a window copy.
+            let status = inflater
+                .decompress(
+                    &input[consumed..],
+                    &mut out[written..],
+                    InflateFlush::Finish,
+                )
+                .map_err(|e| corrupt(&format!("bad deflate data ({})", e.as_str())))?;
+            consumed = inflater.total_in() as usize;
+            written = inflater.total_out() as usize;
             match status {
-                TINFLStatus::Done => return Ok(()),
-                TINFLStatus::HasMoreOutput if out.len() >= limit => {
+                Status::StreamEnd => return Ok(()),
+                _ if written < out.len() => return Err(corrupt("gzip data is cut short")),
+                _ if out.len() >= limit => {
                     return Err(FrameError::InflatedTooLarge {
                         limit: MAX_INFLATED_BYTES,
                     });
                 }
-                TINFLStatus::HasMoreOutput => {
+                _ => {
                     let grow = out.len().saturating_mul(2).clamp(4096, limit);
                     out.resize(grow, 0);
                 }
-                TINFLStatus::NeedsMoreInput | TINFLStatus::FailedCannotMakeProgress => {
-                    return Err(corrupt("gzip data is cut short"));
-                }
-                other => return Err(corrupt(&format!("bad deflate data ({other:?})"))),
             }
         }
     })?;
