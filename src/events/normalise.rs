@@ -141,10 +141,15 @@ impl Normaliser {
             method: msg.method.clone(),
             source,
         };
+        // `default` + `merge` is what `decode` does, but builds the message in place: webcast
+        // messages are up to ~2 KiB of inline fields, and `decode` returning one through a
+        // `Result` copied it twice per message.
         macro_rules! decode {
-            ($ty:ty) => {
-                <$ty>::decode(bytes).map_err(err)?
-            };
+            ($ty:ty) => {{
+                let mut m = <$ty>::default();
+                m.merge(bytes).map_err(err)?;
+                m
+            }};
         }
         match msg.method.as_str() {
             "WebcastChatMessage" => {
