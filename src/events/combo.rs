@@ -88,8 +88,11 @@ pub struct ComboTracker {
     closed: HashMap<ComboKey, ClosedCombo>,
     closed_order: VecDeque<ComboKey>,
     /// Deadlines in time order, so finding the due combos does not scan every open one (a
-    /// replay at full speed can hold thousands). Entries go stale when a combo gets a new
-    /// deadline or ends; stale ones are skipped when they come up.
+    /// replay at full speed can hold thousands). An entry is pushed when a combo opens, not at
+    /// every later message: the entry then says "not before", and when it comes up with the
+    /// combo's deadline moved on it is pushed again with the new one. So the heap holds about
+    /// one entry per open combo instead of one per gift message (a full-speed replay piled up
+    /// hundreds of thousands). Entries of combos that ended are skipped.
     deadlines: BinaryHeap<Reverse<(Instant, ComboKey)>>,
 }
 
@@ -117,8 +120,8 @@ impl ComboTracker {
 
     /// When the next open combo times out, if any.
     pub fn next_deadline(&self) -> Option<Instant> {
-        // A stale entry may be earlier than the real next deadline: the caller then wakes,
-        // `expire` drops it, and asks again.
+        // An entry may be earlier than the combo's real deadline: the caller then wakes,
+        // `expire` pushes it again with the real one, and the caller asks again.
         self.deadlines.peek().map(|Reverse((d, _))| *d)
     }
 
@@ -151,9 +154,6 @@ impl ComboTracker {
             }
             open.cumulative = open.cumulative.max(msg.repeat_count);
             open.deadline = deadline;
-            if !msg.repeat_end {
-                self.deadlines.push(Reverse((deadline, key.clone())));
-            }
             // Within a streak the message repeats what the combo holds, so its own copies can
             // go into the event instead of clones of the combo's (each a few allocations).
             let spare_user = match msg.user {
@@ -219,8 +219,14 @@ impl ComboTracker {
                 break;
             }
             let Reverse((due, key)) = self.deadlines.pop().expect("peeked");
-            if self.open.get(&key).is_none_or(|c| c.deadline != due) {
-                continue; // stale: the combo moved on or ended
+            match self.open.get(&key) {
+                None => continue, // the combo ended
+                Some(c) if c.deadline > due => {
+                    // The combo moved on: wait for its new deadline.
+                    self.deadlines.push(Reverse((c.deadline, key)));
+                    continue;
+                }
+                Some(_) => {}
             }
             let open = self.open.remove(&key).expect("present");
             let id = format!("{}:timeout", open.combo_id);
