@@ -120,7 +120,7 @@ pub fn gunzip(bytes: &[u8]) -> Result<Vec<u8>, FrameError> {
     // room to notice a bomb.
     let hint = u32::from_le_bytes(bytes[bytes.len() - 4..].try_into().expect("4 bytes")) as usize;
     let limit = MAX_INFLATED_BYTES + 1;
-    let mut out = vec![0u8; hint.clamp(64, (bytes.len() * 1032).clamp(64, limit))];
+    let mut out = vec![0u8; hint.clamp(64, bytes.len().saturating_mul(1032).clamp(64, limit))];
     let input = &bytes[start..];
     let (mut consumed, mut written) = (0usize, 0usize);
     INFLATER.with(|cell| {
