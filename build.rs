@@ -10,6 +10,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     fs::write(out.join("webcast.bin"), prost::Message::encode_to_vec(&fds))?;
     prost_build::Config::new()
         .btree_map(["."])
+        // A fetch result decoded from `Bytes` then shares its buffer with every message's
+        // payload instead of copying each one out (the relay's hot path).
+        .bytes([".webcast.BaseProtoMessage.payload"])
         .compile_fds(fds)?;
     Ok(())
 }

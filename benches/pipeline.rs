@@ -135,19 +135,27 @@ fn main() {
         .unwrap_or(400_000);
     println!("decode + normalise + JSON on one core, {messages} demo messages");
 
-    if std::env::var("TIKRELAY_BENCH_PROFILE").is_ok() {
-        // For a profiler: mostly the normaliser, little setup.
-        let batched = frames(messages, BATCH);
-        let results: Vec<_> = batched
-            .iter()
-            .map(|b| frame::decode_msg_frame(b).unwrap().1)
-            .collect();
-        for _ in 0..10 {
-            let mut normaliser = Normaliser::new(Source::Replay, Duration::from_secs(10));
-            let mut out = Vec::new();
-            for r in &results {
-                let _ = normaliser.fetch_result(r, tokio::time::Instant::now(), &mut out);
-                out.clear();
+    if let Ok(what) = std::env::var("TIKRELAY_BENCH_PROFILE") {
+        // For a profiler: the timed loop many times over, little setup. `normalise` profiles
+        // the normaliser alone on decoded results, `single` the whole hot path with one message
+        // per frame, anything else the whole hot path with BATCH per frame.
+        let batched = frames(messages, if what == "single" { 1 } else { BATCH });
+        if what == "normalise" {
+            let results: Vec<_> = batched
+                .iter()
+                .map(|b| frame::decode_msg_frame(b).unwrap().1)
+                .collect();
+            for _ in 0..10 {
+                let mut normaliser = Normaliser::new(Source::Replay, Duration::from_secs(10));
+                let mut out = Vec::new();
+                for r in &results {
+                    let _ = normaliser.fetch_result(r, tokio::time::Instant::now(), &mut out);
+                    out.clear();
+                }
+            }
+        } else {
+            for _ in 0..10 {
+                report("profile pass", &run(batched.clone(), None));
             }
         }
         return;

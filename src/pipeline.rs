@@ -47,13 +47,13 @@ pub fn process(normaliser: &mut Normaliser, input: Input, now: Instant, out: &mu
     match input {
         Input::PushFrame(bytes) => match frame::decode_push_frame(&bytes) {
             Ok(f) if f.payload_type != "msg" => {}
-            Ok(f) => match frame::frame_payload(&f).and_then(|p| frame::decode_fetch_result(&p)) {
+            Ok(f) => match frame::frame_fetch_result(&f) {
                 Ok(result) => log_errors(normaliser.fetch_result(&result, now, out)),
                 Err(e) => tracing::warn!("push frame {} skipped: {e}", f.seq_id),
             },
             Err(e) => tracing::warn!("push frame skipped: {e}"),
         },
-        Input::FetchResult(bytes) => match frame::decode_fetch_result(&bytes) {
+        Input::FetchResult(bytes) => match frame::decode_fetch_result(bytes) {
             Ok(result) => log_errors(normaliser.fetch_result(&result, now, out)),
             Err(e) => tracing::warn!("fetch result skipped: {e}"),
         },

@@ -88,8 +88,11 @@ pub struct ComboTracker {
     closed: HashMap<ComboKey, ClosedCombo>,
     closed_order: VecDeque<ComboKey>,
     /// Deadlines in time order, so finding the due combos does not scan every open one (a
-    /// replay at full speed can hold thousands). Entries go stale when a combo gets a new
-    /// deadline or ends; stale ones are skipped when they come up.
+    /// replay at full speed can hold thousands). An entry is pushed when a combo opens, not at
+    /// every later message: the entry then says "not before", and when it comes up with the
+    /// combo's deadline moved on it is pushed again with the new one. So the heap holds about
+    /// one entry per open combo instead of one per gift message (a full-speed replay piled up
+    /// hundreds of thousands). Entries of combos that ended are skipped.
     deadlines: BinaryHeap<Reverse<(Instant, ComboKey)>>,
 }
 
@@ -117,8 +120,8 @@ impl ComboTracker {
 
     /// When the next open combo times out, if any.
     pub fn next_deadline(&self) -> Option<Instant> {
-        // A stale entry may be earlier than the real next deadline: the caller then wakes,
-        // `expire` drops it, and asks again.
+        // An entry may be earlier than the combo's real deadline: the caller then wakes,
+        // `expire` pushes it again with the real one, and the caller asks again.
         self.deadlines.peek().map(|Reverse((d, _))| *d)
     }
 
@@ -151,17 +154,26 @@ impl ComboTracker {
             }
             open.cumulative = open.cumulative.max(msg.repeat_count);
             open.deadline = deadline;
-            if !msg.repeat_end {
-                self.deadlines.push(Reverse((deadline, key.clone())));
-            }
-            if msg.user.is_some() {
-                open.user = msg.user;
-            }
+            // Within a streak the message repeats what the combo holds, so its own copies can
+            // go into the event instead of clones of the combo's (each a few allocations).
+            let spare_user = match msg.user {
+                Some(u) if open.user.as_ref() == Some(&u) => Some(u),
+                Some(u) => {
+                    open.user = Some(u);
+                    None
+                }
+                None => None,
+            };
+            let spare = Spare {
+                user: spare_user,
+                gift: (msg.gift == open.gift).then_some(msg.gift),
+                room_id: (msg.room_id == open.room_id).then_some(msg.room_id),
+            };
             if msg.repeat_end {
                 let open = self.open.remove(&key).expect("present");
-                self.finish(key, open, EndReason::RepeatEnd, msg.id, msg.ts, out);
+                self.finish(key, open, EndReason::RepeatEnd, msg.id, msg.ts, spare, out);
             } else {
-                out.push(combo_event(open, msg.id, msg.ts, false, None));
+                out.push(combo_event(open, msg.id, msg.ts, false, None, spare));
             }
             return;
         }
@@ -184,9 +196,17 @@ impl ComboTracker {
             deadline,
         };
         if msg.repeat_end {
-            self.finish(key, open, EndReason::RepeatEnd, msg.id, msg.ts, out);
+            self.finish(
+                key,
+                open,
+                EndReason::RepeatEnd,
+                msg.id,
+                msg.ts,
+                Spare::NONE,
+                out,
+            );
         } else {
-            out.push(combo_event(&open, msg.id, msg.ts, false, None));
+            out.push(combo_event(&open, msg.id, msg.ts, false, None, Spare::NONE));
             self.deadlines.push(Reverse((deadline, key.clone())));
             self.open.insert(key, open);
         }
@@ -199,15 +219,30 @@ impl ComboTracker {
                 break;
             }
             let Reverse((due, key)) = self.deadlines.pop().expect("peeked");
-            if self.open.get(&key).is_none_or(|c| c.deadline != due) {
-                continue; // stale: the combo moved on or ended
+            match self.open.get(&key) {
+                None => continue, // the combo ended
+                Some(c) if c.deadline > due => {
+                    // The combo moved on: wait for its new deadline.
+                    self.deadlines.push(Reverse((c.deadline, key)));
+                    continue;
+                }
+                Some(_) => {}
             }
             let open = self.open.remove(&key).expect("present");
             let id = format!("{}:timeout", open.combo_id);
-            self.finish(key, open, EndReason::Timeout, id, now_ms(), out);
+            self.finish(
+                key,
+                open,
+                EndReason::Timeout,
+                id,
+                now_ms(),
+                Spare::NONE,
+                out,
+            );
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn finish(
         &mut self,
         key: ComboKey,
@@ -215,9 +250,10 @@ impl ComboTracker {
         reason: EndReason,
         id: String,
         ts: i64,
+        spare: Spare,
         out: &mut Vec<Event>,
     ) {
-        out.push(combo_event(&open, id, ts, true, Some(reason)));
+        out.push(combo_event(&open, id, ts, true, Some(reason), spare));
         let generation = self.closed.get(&key).map_or(1, |c| c.generation + 1);
         if !self.closed.contains_key(&key) {
             self.closed_order.push_back(key.clone());
@@ -249,17 +285,34 @@ impl ComboTracker {
     }
 }
 
+/// Copies of an open combo's gift, user and room that a message brought along and that are
+/// equal to the combo's: the combo event takes them instead of cloning.
+struct Spare {
+    gift: Option<GiftInfo>,
+    user: Option<User>,
+    room_id: Option<Option<String>>,
+}
+
+impl Spare {
+    const NONE: Spare = Spare {
+        gift: None,
+        user: None,
+        room_id: None,
+    };
+}
+
 fn combo_event(
     open: &OpenCombo,
     id: String,
     ts: i64,
     ended: bool,
     end_reason: Option<EndReason>,
+    spare: Spare,
 ) -> Event {
     Event {
         v: super::FORMAT_VERSION,
         kind: EventKind::Combo {
-            gift: open.gift.clone(),
+            gift: spare.gift.unwrap_or_else(|| open.gift.clone()),
             combo_id: open.combo_id.clone(),
             count: open.count(),
             ended,
@@ -268,8 +321,8 @@ fn combo_event(
         id,
         ts,
         source: open.source,
-        room_id: open.room_id.clone(),
-        user: open.user.clone(),
+        room_id: spare.room_id.unwrap_or_else(|| open.room_id.clone()),
+        user: spare.user.or_else(|| open.user.clone()),
     }
 }
 
@@ -388,6 +441,31 @@ mod tests {
         t.expire(start + Duration::from_secs(60), &mut out);
         assert!(out.is_empty());
         assert_eq!(t.next_deadline(), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn streak_events_carry_the_latest_user_and_the_first_gift() {
+        let mut t = ComboTracker::new(Duration::from_secs(10));
+        let mut out = Vec::new();
+        let now = Instant::now();
+        t.observe(msg("1", "a", 1, 1, false), now, &mut out);
+        let mut renamed = msg("2", "a", 1, 2, false);
+        renamed.user.as_mut().unwrap().nickname = "new name".into();
+        t.observe(renamed, now, &mut out);
+        t.observe(msg("3", "a", 1, 3, true), now, &mut out);
+        let nicknames: Vec<_> = out
+            .iter()
+            .map(|e| e.user.as_ref().map(|u| u.nickname.as_str()))
+            .collect();
+        assert_eq!(
+            nicknames,
+            [Some(""), Some("new name"), Some(""), Some("")],
+            "combo 1..3 then the final gift"
+        );
+        assert!(out.iter().all(|e| match &e.kind {
+            EventKind::Combo { gift, .. } | EventKind::Gift { gift, .. } => gift.name == "Rose",
+            _ => false,
+        }));
     }
 
     #[tokio::test(start_paused = true)]

@@ -64,7 +64,7 @@ impl Normaliser {
 
     fn room_text(&mut self, room: i64) -> String {
         if self.room_text.0 != room {
-            self.room_text = (room, room.to_string());
+            self.room_text = (room, int_text(room));
         }
         self.room_text.1.clone()
     }
@@ -136,15 +136,20 @@ impl Normaliser {
         now: Instant,
         out: &mut Vec<Event>,
     ) -> Result<(), MessageError> {
-        let bytes = msg.payload.as_slice();
+        let bytes = msg.payload.as_ref();
         let err = |source| MessageError {
             method: msg.method.clone(),
             source,
         };
+        // `default` + `merge` is what `decode` does, but builds the message in place: webcast
+        // messages are up to ~2 KiB of inline fields, and `decode` returning one through a
+        // `Result` copied it twice per message.
         macro_rules! decode {
-            ($ty:ty) => {
-                <$ty>::decode(bytes).map_err(err)?
-            };
+            ($ty:ty) => {{
+                let mut m = <$ty>::default();
+                m.merge(bytes).map_err(err)?;
+                m
+            }};
         }
         match msg.method.as_str() {
             "WebcastChatMessage" => {
@@ -223,7 +228,7 @@ impl Normaliser {
             "WebcastGiftMessage" => {
                 let m = decode!(proto::WebcastGiftMessage);
                 if let Some(env) = self.envelope(msg, m.common.as_ref()) {
-                    let gift = gift_info(m.gift.as_ref(), m.gift_id);
+                    let gift = gift_info(m.gift, m.gift_id);
                     let gift_msg = GiftMessage {
                         id: env.id,
                         ts: env.ts,
@@ -365,7 +370,7 @@ impl Normaliser {
         let kind = match descriptor {
             Some(desc) => {
                 let dynamic =
-                    DynamicMessage::decode(desc, msg.payload.as_slice()).map_err(|source| {
+                    DynamicMessage::decode(desc, msg.payload.as_ref()).map_err(|source| {
                         MessageError {
                             method: msg.method.clone(),
                             source,
@@ -393,7 +398,7 @@ impl Normaliser {
         // read even from a message this relay has no rule for.
         let common = match common {
             Some(c) => Some(c.clone()),
-            None => CommonOnly::decode(msg.payload.as_slice())
+            None => CommonOnly::decode(msg.payload.as_ref())
                 .ok()
                 .and_then(|m| m.common),
         };
@@ -420,7 +425,7 @@ impl Normaliser {
             return None;
         }
         let id = if msg_id != 0 {
-            msg_id.to_string()
+            int_text(msg_id)
         } else {
             local_id("msg")
         };
@@ -492,16 +497,16 @@ pub fn user(u: Option<proto::User>) -> Option<User> {
     let id = if !u.id_str.is_empty() {
         u.id_str
     } else if u.id != 0 {
-        u.id.to_string()
+        int_text(u.id)
     } else {
         String::new()
     };
     if id.is_empty() && u.display_id.is_empty() && u.nickname.is_empty() {
         return None;
     }
-    let avatar_url = image_url(u.avatar_thumb.as_ref())
-        .or_else(|| image_url(u.avatar_medium.as_ref()))
-        .or_else(|| image_url(u.avatar_large.as_ref()));
+    let avatar_url = take_image_url(u.avatar_thumb)
+        .or_else(|| take_image_url(u.avatar_medium))
+        .or_else(|| take_image_url(u.avatar_large));
     Some(User {
         id,
         unique_id: u.display_id,
@@ -514,15 +519,31 @@ fn image_url(image: Option<&proto::ImageModel>) -> Option<String> {
     image?.url_list.iter().find(|u| !u.is_empty()).cloned()
 }
 
-fn gift_info(gift: Option<&proto::Gift>, gift_id: i64) -> GiftInfo {
-    let id = gift.map(|g| g.id).filter(|&id| id != 0).unwrap_or(gift_id);
+/// Like [`image_url`], but moves the URL out of a message that is dropped afterwards.
+fn take_image_url(image: Option<proto::ImageModel>) -> Option<String> {
+    image?.url_list.into_iter().find(|u| !u.is_empty())
+}
+
+/// Decimal text of a 64-bit id; itoa, because `to_string` goes through the formatting
+/// machinery and this runs for most messages.
+fn int_text(n: i64) -> String {
+    itoa::Buffer::new().format(n).to_owned()
+}
+
+fn gift_info(gift: Option<proto::Gift>, gift_id: i64) -> GiftInfo {
+    let Some(g) = gift else {
+        return GiftInfo {
+            id: gift_id.max(0) as u64,
+            ..GiftInfo::default()
+        };
+    };
+    let id = if g.id != 0 { g.id } else { gift_id };
     GiftInfo {
         id: id.max(0) as u64,
-        name: gift.map(|g| g.name.clone()).unwrap_or_default(),
-        diamonds: gift.map_or(0, |g| g.diamond_count.max(0) as u64),
-        image_url: gift
-            .and_then(|g| image_url(g.image.as_ref()).or_else(|| image_url(g.icon.as_ref()))),
-        streakable: gift.is_some_and(|g| g.r#type == 1),
+        diamonds: g.diamond_count.max(0) as u64,
+        streakable: g.r#type == 1,
+        image_url: take_image_url(g.image).or_else(|| take_image_url(g.icon)),
+        name: g.name,
     }
 }
 

@@ -41,7 +41,7 @@ struct CommonOnly {
 }
 
 fn created_ms(msg: &BaseProtoMessage) -> Option<i64> {
-    CommonOnly::decode(msg.payload.as_slice())
+    CommonOnly::decode(msg.payload.as_ref())
         .ok()?
         .common
         .map(|c| c.create_time)

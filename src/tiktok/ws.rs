@@ -263,7 +263,7 @@ pub fn ack_frame(log_id: i64, internal_ext: &str) -> Message {
 pub fn ends_live(result: &ProtoMessageFetchResult) -> bool {
     result.messages.iter().any(|m| {
         m.method == "WebcastControlMessage"
-            && WebcastControlMessage::decode(m.payload.as_slice())
+            && WebcastControlMessage::decode(m.payload.as_ref())
                 .is_ok_and(|c| matches!(c.action, 3 | 4))
     })
 }
@@ -377,7 +377,9 @@ impl Session {
                 return Ok(None);
             }
         };
-        let result = match frame::decode_fetch_result(&payload) {
+        // Decoded here only to read the ack and end flags; the pipeline decodes its own copy
+        // (a few KiB per frame at live rates).
+        let result = match frame::decode_fetch_result(bytes::Bytes::copy_from_slice(&payload)) {
             Ok(r) => r,
             Err(e) => {
                 tracing::warn!("push frame {} skipped: {e}", frame.seq_id);

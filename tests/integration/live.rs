@@ -459,7 +459,7 @@ async fn bad_frames_are_logged_and_skipped_and_the_stream_goes_on() {
     let not_protobuf = vec![0xff; 64];
     let not_a_fetch_result = frame(vec![0xff; 32], false);
     let mut garbage_chat = wc::chat(3, 1, "x");
-    garbage_chat.payload = vec![0x0a, 0xff, 0xff, 0xff];
+    garbage_chat.payload = vec![0x0a, 0xff, 0xff, 0xff].into();
     fake.push_script(vec![
         msgs(vec![wc::chat(1, 1, "before")], true),
         Step::Raw(oversized),

@@ -361,7 +361,7 @@ async fn bad_bytes_are_error_values_and_the_stream_goes_on() {
     let mut n = Normaliser::new(Source::Tiktok, Duration::from_secs(10));
     let garbage = proto::BaseProtoMessage {
         method: "WebcastChatMessage".into(),
-        payload: vec![0x0a, 0xff, 0xff],
+        payload: vec![0x0a, 0xff, 0xff].into(),
         msg_id: 99,
         ..Default::default()
     };

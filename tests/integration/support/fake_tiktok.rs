@@ -537,7 +537,7 @@ async fn connection(
             .await;
         return;
     }
-    let enter = WebcastImEnterRoomMessage::decode(first.payload.as_slice()).ok();
+    let enter = WebcastImEnterRoomMessage::decode(first.payload.as_ref()).ok();
     log(&|c| c.enter_room = enter.clone());
     let resp = WebcastPushFrame {
         payload_type: "im_enter_room_resp".into(),
@@ -561,7 +561,7 @@ async fn connection(
             };
             match frame.payload_type.as_str() {
                 "hb" => {
-                    let hb = HeartBeatMessage::decode(frame.payload.as_slice()).unwrap_or_default();
+                    let hb = HeartBeatMessage::decode(frame.payload.as_ref()).unwrap_or_default();
                     let mute = {
                         let mut st = reader_state.lock().unwrap();
                         st.connections[index].heartbeats.push(hb);
