@@ -294,6 +294,34 @@ fn record_error(path: &Path, e: std::io::Error) -> AppError {
     ))
 }
 
+/// Starts `--record-events`/`--jsonl` recording of what the hub publishes, if asked for.
+fn record_events(path: Option<&Path>, hub: &Hub) -> Result<Option<EventRecorder>, AppError> {
+    path.map(|p| EventRecorder::start(p, hub.subscribe_events()).map_err(|e| record_error(p, e)))
+        .transpose()
+}
+
+/// A server running in its own task, stopped by [`Served::stop`].
+struct Served {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Served {
+    fn spawn(running: Running) -> Served {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(running.serve(async move {
+            let _ = stopped.await;
+        }));
+        Served { stop, task }
+    }
+
+    /// Stops the server; waits a little for it to save and close.
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.task).await;
+    }
+}
+
 /// Relays a TikTok LIVE. Returns when the LIVE ends and `exit_on_end` is set, on shutdown, or
 /// with the error that stopped the live client before it could relay anything (exit code 3).
 ///
@@ -312,18 +340,9 @@ pub async fn live(
         None => None,
     };
     let running = start(listener, common, Source::Tiktok)?;
-    let events = match &record.events {
-        Some(p) => Some(
-            EventRecorder::start(p, running.hub.subscribe_events())
-                .map_err(|e| record_error(p, e))?,
-        ),
-        None => None,
-    };
+    let events = record_events(record.events.as_deref(), &running.hub)?;
     let input = running.input.clone();
-    let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(running.serve(async move {
-        let _ = server_stopped.await;
-    }));
+    let server = Served::spawn(running);
     let outputs = Outputs {
         input: input.clone(),
         recorder: frames.clone(),
@@ -353,8 +372,7 @@ pub async fn live(
             Err(e) => Err(AppError::Other(anyhow::anyhow!("the live client stopped: {e}"))),
         }
     };
-    let _ = stop_server.send(());
-    let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
+    server.stop().await;
     if let Some(f) = frames {
         f.finish().await;
     }
@@ -401,12 +419,7 @@ pub async fn replay(
         let combo_timeout = Duration::try_from_secs_f64(common.combo_timeout)
             .map_err(|_| AppError::Usage("--combo-timeout takes seconds, e.g. 10".into()))?;
         let hub = Hub::new(Arc::new(Stats::default()));
-        let events = match &args.jsonl {
-            Some(p) => Some(
-                EventRecorder::start(p, hub.subscribe_events()).map_err(|e| record_error(p, e))?,
-            ),
-            None => None,
-        };
+        let events = record_events(args.jsonl.as_deref(), &hub)?;
         let (tx, rx) = mpsc::channel(pipeline::INPUT_BUFFER);
         let pipeline = tokio::spawn(pipeline::run(
             rx,
@@ -438,25 +451,15 @@ pub async fn replay(
     let listener = bind(common).await?;
     let running = start(listener, common, Source::Replay)?;
     running.hub.stats().set_connection("replay", "connected");
-    let events = match &args.jsonl {
-        Some(p) => Some(
-            EventRecorder::start(p, running.hub.subscribe_events())
-                .map_err(|e| record_error(p, e))?,
-        ),
-        None => None,
-    };
+    let events = record_events(args.jsonl.as_deref(), &running.hub)?;
     let input = running.input.clone();
-    let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(running.serve(async move {
-        let _ = server_stopped.await;
-    }));
+    let server = Served::spawn(running);
     let played = tokio::select! {
         r = replay::run(args.file.clone(), options, input.clone()) => r.map(|_| ()),
         _ = shutdown => Ok(()),
     };
     drain(&input).await;
-    let _ = stop_server.send(());
-    let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
+    server.stop().await;
     if let Some(e) = events {
         e.finish().await;
     }
