@@ -43,6 +43,13 @@
     }
   }
 
+  // A text set in this page's URL (one OBS source) wins over the config's subtitle.
+  var inUrl = new URLSearchParams(location.search);
+  function pageSubtitle(ev) {
+    var field = { follow: "follow_text", share: "share_text", gift: "gift_text" }[ev.type];
+    return field && inUrl.has(field) ? fallbackSubtitle(ev) : "";
+  }
+
   function hide() {
     clearTimeout(leaving);
     box.hidden = true;
@@ -54,7 +61,7 @@
     var vars = alert.vars || {};
     hide();
     R.text(nameEl, vars.title || R.displayName(ev.user));
-    R.text(actionEl, vars.subtitle || fallbackSubtitle(ev));
+    R.text(actionEl, pageSubtitle(ev) || vars.subtitle || fallbackSubtitle(ev));
     R.image(avatarEl, ev.user && ev.user.avatar_url, "/overlays/" + R.config.theme + "/images/avatar-1.svg");
     R.image(giftEl, vars.image || (ev.gift && ev.gift.image_url));
     box.dataset.kind = ev.type || "";
@@ -75,7 +82,9 @@
       }, duration - LEAVE_MS);
     });
     var volume = R.fields.volume == null ? 0.8 : Number(R.fields.volume);
-    var sound = volume > 0 ? vars.sound || fallbackSound(ev) : "";
+    var soundField = { follow: "follow_sound", share: "share_sound", gift: "gift_sound" }[ev.type];
+    var fromUrl = soundField && inUrl.has(soundField);
+    var sound = volume > 0 ? (fromUrl ? fallbackSound(ev) : vars.sound || fallbackSound(ev)) : "";
     return Promise.all([shown, R.playSound(sound, volume)]);
   }
 

@@ -25,8 +25,9 @@ async fn the_alerts_page_animates_a_follow_and_keeps_names_as_text() {
     };
     let relay = InProcess::start(&[]).await;
     let browser = Browser::launch(&chromium).await;
+    // A text field in the URL (one OBS source's setting) wins over the config's subtitle.
     let page = browser
-        .new_page(&relay.url("/overlays/default/alerts"))
+        .new_page(&relay.url("/overlays/default/alerts?follow_text=joined%20the%20club"))
         .await;
     page.wait_for("window.TikRelay && window.TikRelay.connected", WAIT)
         .await;
@@ -45,6 +46,10 @@ async fn the_alerts_page_animates_a_follow_and_keeps_names_as_text() {
         .eval("document.querySelector('.alert-name').textContent")
         .await;
     assert_eq!(name, hostile, "the nickname is shown as literal text");
+    let action = page
+        .eval("document.querySelector('.alert-action').textContent")
+        .await;
+    assert_eq!(action, "joined the club");
     let images = page
         .eval("document.querySelectorAll('img[src=\"x\"]').length")
         .await;
