@@ -98,6 +98,23 @@ fn secs(d: Duration) -> String {
     format!("{:.1} s", d.as_secs_f64())
 }
 
+/// Waits out a failed room lookup or sign step, or hands back an error the retry cannot fix:
+/// one only the streamer can fix, or any error before the first connection (unless waiting for
+/// the LIVE), so a wrong name fails at once with exit code 3.
+async fn retry_later(
+    e: LiveError,
+    backoff: &mut Backoff,
+    keep_trying: bool,
+) -> Result<(), LiveError> {
+    if e.needs_user() || !keep_trying {
+        return Err(e);
+    }
+    let delay = backoff.next_delay();
+    tracing::warn!("{e}; trying again in {}", secs(delay));
+    tokio::time::sleep(delay).await;
+    Ok(())
+}
+
 fn seed() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -142,12 +159,8 @@ pub async fn run(config: LiveConfig, out: Outputs) -> Result<(), LiveError> {
                 tokio::time::sleep(t.wait_live_poll).await;
                 continue;
             }
-            Err(e) if e.needs_user() => return Err(e),
-            Err(e) if !connected_once && !config.wait_live => return Err(e),
             Err(e) => {
-                let delay = backoff.next_delay();
-                tracing::warn!("{e}; trying again in {}", secs(delay));
-                tokio::time::sleep(delay).await;
+                retry_later(e, &mut backoff, connected_once || config.wait_live).await?;
                 continue;
             }
         };
@@ -176,12 +189,8 @@ pub async fn run(config: LiveConfig, out: Outputs) -> Result<(), LiveError> {
                 tokio::time::sleep(wait).await;
                 continue;
             }
-            Err(e) if e.needs_user() => return Err(e),
-            Err(e) if !connected_once && !config.wait_live => return Err(e),
             Err(e) => {
-                let delay = backoff.next_delay();
-                tracing::warn!("{e}; trying again in {}", secs(delay));
-                tokio::time::sleep(delay).await;
+                retry_later(e, &mut backoff, connected_once || config.wait_live).await?;
                 continue;
             }
         };

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use crate::support::fake_tiktok::{FakeTikTok, LiveOpts, LiveRelay, SignReply, Step, TTWID};
 use crate::support::webcast::{self as wc, user_id};
-use crate::support::{WAIT, binary, http};
+use crate::support::{WAIT, binary, get_json};
 use tikrelay::proto::{PushHeader, WebcastPushFrame};
 
 fn is_type(ty: &'static str) -> impl Fn(&Value) -> bool {
@@ -761,14 +761,7 @@ async fn at_the_end_of_the_live_the_binary_keeps_serving_until_ctrl_c_then_exits
     let base = relay.url("");
     let deadline = tokio::time::Instant::now() + WAIT;
     let events = loop {
-        let events: Value = http()
-            .get(format!("{base}/api/events?limit=50"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let events: Value = get_json(format!("{base}/api/events?limit=50")).await;
         if events
             .as_array()
             .unwrap()
@@ -790,14 +783,7 @@ async fn at_the_end_of_the_live_the_binary_keeps_serving_until_ctrl_c_then_exits
         types,
         ["connected", "comment", "live_ended", "disconnected"]
     );
-    let state: Value = http()
-        .get(format!("{base}/api/state"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let state: Value = get_json(format!("{base}/api/state")).await;
     assert_eq!(state["connection"]["state"], "disconnected");
     tokio::time::sleep(Duration::from_millis(1500)).await;
     fake.with(|s| assert_eq!(s.sign_calls.len(), 1, "no reconnect after the end"));
