@@ -325,3 +325,30 @@ async fn run<S>(
 pub fn url(addr: SocketAddr) -> String {
     format!("ws://{addr}/")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_client_that_stops_reading_is_cut_off_and_the_others_keep_receiving() {
+        let clients = Clients::default();
+        let (_slow, _slow_rx, slow_kick) = clients.register();
+        let (_fast, mut fast_rx, _) = clients.register();
+        let frame = Utf8Bytes::from_static("{\"event\":\"like\",\"data\":{}}");
+        for _ in 0..CLIENT_BUFFER + 1 {
+            clients.publish(&frame);
+            while fast_rx.try_recv().is_ok() {}
+        }
+        assert_eq!(clients.count(), 1);
+        // The kick is stored for the connection task, which closes the socket with 1008.
+        let kicked = slow_kick.notified();
+        tokio::pin!(kicked);
+        assert!(
+            futures_util::FutureExt::now_or_never(kicked.as_mut()).is_some(),
+            "the slow client was told to close"
+        );
+        clients.publish(&frame);
+        assert!(fast_rx.try_recv().is_ok());
+    }
+}

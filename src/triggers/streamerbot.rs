@@ -8,7 +8,8 @@
 //! [`event_args`]) plus the trigger's own `args`, whose values are templates rendered over the
 //! same context as RCON commands: every viewer string in it is made inert first
 //! ([`super::safe`]), because Streamer.bot actions pass `%args%` on to chat messages, programs and
-//! C# code.
+//! C# code. `%` is removed as well, so a nickname like `%broadcastUser%` cannot name another
+//! Streamer.bot variable.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -162,8 +163,10 @@ impl StreamerbotWorker {
     ) {
         let mut args = event_args(event);
         args.insert("trigger".into(), json!(trigger));
+        let mut ctx = ctx.clone();
+        strip_percent(&mut ctx);
         for (arg, template) in &action.args {
-            if let Some(value) = super::render(templates, template, ctx) {
+            if let Some(value) = super::render(templates, template, &ctx) {
                 args.insert(arg.clone(), json!(value));
             }
         }
@@ -174,6 +177,16 @@ impl StreamerbotWorker {
             content_type: "application/json".into(),
             trigger: trigger.to_string(),
         });
+    }
+}
+
+/// Removes `%` from every string: Streamer.bot reads `%name%` as a variable.
+fn strip_percent(value: &mut Value) {
+    match value {
+        Value::String(s) if s.contains('%') => *s = s.replace('%', ""),
+        Value::Array(items) => items.iter_mut().for_each(strip_percent),
+        Value::Object(map) => map.values_mut().for_each(strip_percent),
+        _ => {}
     }
 }
 
@@ -237,7 +250,12 @@ pub fn event_args(event: &Event) -> Map<String, Value> {
         }
         _ => {}
     }
-    a
+    let mut args = Value::Object(a);
+    strip_percent(&mut args);
+    match args {
+        Value::Object(a) => a,
+        _ => unreachable!("an object stays an object"),
+    }
 }
 
 #[cfg(test)]
