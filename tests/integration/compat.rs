@@ -334,6 +334,14 @@ async fn every_event_type_comes_out_as_the_readme_maps_it() {
         )
     );
     assert_eq!(frames.last().unwrap()["data"], json!({"action": 3}));
+    // The connection events, as the live client sends them.
+    for ty in ["connected", "disconnected"] {
+        let e = json!({"type": ty, "room_id": "7777"});
+        assert_eq!(post_test_event(&relay.url(""), e).await, 200);
+        let f = ws.next_json().await;
+        assert_eq!(f["event"], ty);
+        check_documented(&doc, &f);
+    }
 }
 
 #[tokio::test]
@@ -460,8 +468,8 @@ async fn a_tikfinity_style_widget_counts_each_gift_once_and_loads_the_avatar() {
 }
 
 #[tokio::test]
-async fn the_binary_prints_the_compat_url_and_serves_frames() {
-    let relay = RelayProcess::start(&["demo", "--port", "0", "--compat-port", "0", "--rate", "0"]);
+async fn the_binary_prints_the_compat_url_and_serves_the_demo_stream() {
+    let relay = RelayProcess::start(&["demo", "--port", "0", "--compat-port", "0", "--rate", "40"]);
     let line = relay
         .stdout_lines
         .iter()
@@ -470,6 +478,10 @@ async fn the_binary_prints_the_compat_url_and_serves_frames() {
     assert_eq!(
         relay.stdout_lines[1],
         format!("dashboard: {}", relay.url("/"))
+    );
+    assert_eq!(
+        relay.stdout_lines[2], *line,
+        "right after the dashboard line"
     );
     let url = line.rsplit(' ').next().unwrap();
     let addr: std::net::SocketAddr = url
@@ -485,15 +497,35 @@ async fn the_binary_prints_the_compat_url_and_serves_frames() {
         "plain HTTP gets a hint"
     );
     let mut ws = WsClient::connect(url).await;
+    // The demo's gifts, with its relay-served avatars and gift images made absolute.
+    let origin = relay.url("/");
+    let gift = loop {
+        let f = ws.next_json().await;
+        if f["event"] == "gift" {
+            break f["data"].clone();
+        }
+    };
+    for field in ["profilePictureUrl", "giftPictureUrl"] {
+        let src = gift[field].as_str().unwrap();
+        assert!(src.starts_with(&origin), "{field}: {src}");
+        let status = crate::support::http()
+            .get(src)
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, 200, "{src} loads");
+    }
     let follow =
         json!({"type": "follow", "user": {"id": "9", "unique_id": "ana", "nickname": "Ana"}});
     assert_eq!(post_test_event(&relay.url(""), follow).await, 200);
-    let social = ws.next_json().await;
-    assert_eq!(social["event"], "social");
-    let f = ws.next_json().await;
-    assert_eq!(f["event"], "follow");
-    assert_eq!(f["data"]["uniqueId"], "ana");
-    assert_eq!(f["data"]["nickname"], "Ana");
+    loop {
+        let f = ws.next_json().await;
+        if f["event"] == "follow" && f["data"]["uniqueId"] == "ana" {
+            assert_eq!(f["data"]["nickname"], "Ana");
+            break;
+        }
+    }
 }
 
 #[tokio::test]
