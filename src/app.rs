@@ -494,6 +494,9 @@ pub struct Running {
     watcher: Option<ThemeWatcher>,
     /// Alert queues, triggers and the data dir saver.
     pub engine: Arc<Engine>,
+    /// The TikFinity-compatible socket's address, when it is open.
+    pub compat_addr: Option<SocketAddr>,
+    compat: Option<(TcpListener, Arc<crate::compat::Clients>)>,
 }
 
 /// Builds the hub, themes and pipeline around a bound listener.
@@ -517,6 +520,7 @@ pub fn start(
     stats.set_connection(source.as_str(), "starting");
     stats.set_goals(config.goals);
     let hub = Hub::new(stats);
+    let compat = open_compat(common, &config, &hub, addr)?;
     if let Some(d) = &data {
         tracing::info!("data dir: {}", d.path().display());
     }
@@ -555,7 +559,38 @@ pub fn start(
         relay,
         watcher,
         engine,
+        compat_addr: compat.as_ref().and_then(|(l, _)| l.local_addr().ok()),
+        compat,
     })
+}
+
+/// Opens the TikFinity-compatible socket when `--compat-port` or `[compat] port` asks for it
+/// (the flag wins), and starts feeding it from the hub.
+fn open_compat(
+    common: &CommonArgs,
+    config: &Config,
+    hub: &Arc<Hub>,
+    relay_addr: SocketAddr,
+) -> Result<Option<(TcpListener, Arc<crate::compat::Clients>)>, AppError> {
+    let Some(port) = common.compat_port.or(config.compat_port) else {
+        return Ok(None);
+    };
+    let listener = crate::compat::bind(&common.host, port).map_err(|e| {
+        let hint = match e.source.kind() {
+            std::io::ErrorKind::AddrInUse => {
+                "another program uses this port (TikFinity itself, if it runs, holds 21213); close it or pass another --compat-port"
+            }
+            std::io::ErrorKind::PermissionDenied => "pick a port above 1024 with --compat-port",
+            _ => "check --host and --compat-port",
+        };
+        AppError::Bind {
+            addr: e.addr,
+            source: e.source,
+            hint,
+        }
+    })?;
+    let clients = crate::compat::start(hub, format!("http://{relay_addr}"));
+    Ok(Some((listener, clients)))
 }
 
 /// Starts hot reload: theme changes become `reload` and `template_error` messages for pages.
@@ -622,7 +657,14 @@ impl Running {
             shutdown.await;
             engine.save_now();
         };
+        let (compat_stop, compat_stopped) = tokio::sync::oneshot::channel::<()>();
+        if let Some((listener, clients)) = self.compat {
+            tokio::spawn(crate::compat::serve(listener, clients, async move {
+                let _ = compat_stopped.await;
+            }));
+        }
         server::serve(self.listener, self.relay, shutdown).await;
+        let _ = compat_stop.send(());
         self.engine.save_now();
     }
 
@@ -632,6 +674,13 @@ impl Running {
         // The first stdout line is machine-read: keep its format.
         let _ = writeln!(out, "listening on {base}");
         let _ = writeln!(out, "dashboard: {base}/");
+        if let Some(addr) = self.compat_addr {
+            let _ = writeln!(
+                out,
+                "TikFinity-compatible socket (for TikFinity widgets): {}",
+                crate::compat::url(addr)
+            );
+        }
         let _ = writeln!(out, "overlays (add as OBS Browser sources):");
         for page in self.relay.themes.pages() {
             let _ = writeln!(

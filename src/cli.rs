@@ -156,6 +156,11 @@ pub struct CommonArgs {
     /// Start the session totals from zero instead of restoring the saved ones.
     #[arg(long, global = true)]
     pub new_session: bool,
+    /// Also serve a TikFinity-compatible event socket on this port (TikFinity's own is 21213; 0
+    /// picks a free one), so widgets written for TikFinity work unchanged. Wins over the
+    /// config's `[compat] port`.
+    #[arg(long, global = true, value_name = "PORT", env = "TIKRELAY_COMPAT_PORT")]
+    pub compat_port: Option<u16>,
     /// Seconds without a message after which an open gift combo ends.
     #[arg(long, global = true, default_value_t = 10.0)]
     pub combo_timeout: f64,

@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
 use crate::events::EVENT_TYPES;
+pub use crate::triggers::streamerbot::{StreamerbotAction, StreamerbotSettings};
 
 /// The built-in config, used when no `--config` is given.
 pub const DEFAULT_CONFIG: &str = r#"# tikrelay built-in config: follow, share and gift alerts on queue "main".
@@ -145,6 +146,8 @@ pub struct Trigger {
     /// Template names of the RCON commands, run in this order.
     pub rcon: Vec<String>,
     pub webhook: Option<WebhookAction>,
+    /// A Streamer.bot action to run (`DoAction`).
+    pub streamerbot: Option<StreamerbotAction>,
 }
 
 /// The RCON server. `Debug` hides the password.
@@ -212,6 +215,10 @@ pub struct Config {
     pub rcon: Option<RconSettings>,
     pub webhooks: WebhookSettings,
     pub goals: Goals,
+    /// Streamer.bot's HTTP server (`[streamerbot]`, defaults when absent).
+    pub streamerbot: StreamerbotSettings,
+    /// `[compat] port`: the TikFinity-compatible socket's port, if opened from the config.
+    pub compat_port: Option<u16>,
     /// Alert texts and RCON commands: rendered raw (no HTML escaping; pages insert text with
     /// textContent, and RCON context strings are made safe before rendering).
     pub text_templates: Handlebars<'static>,
@@ -229,6 +236,8 @@ impl fmt::Debug for Config {
             .field("rcon", &self.rcon)
             .field("webhooks", &self.webhooks)
             .field("goals", &self.goals)
+            .field("streamerbot", &self.streamerbot)
+            .field("compat_port", &self.compat_port)
             .finish_non_exhaustive()
     }
 }
@@ -246,6 +255,15 @@ struct RawConfig {
     webhooks: Option<RawWebhooks>,
     #[serde(default)]
     goals: Goals,
+    streamerbot: Option<crate::triggers::streamerbot::RawSettings>,
+    compat: Option<RawCompat>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCompat {
+    /// TikFinity's own is 21213; 0 picks a free one.
+    port: u16,
 }
 
 #[derive(Deserialize)]
@@ -273,6 +291,7 @@ struct RawTrigger {
     alert: Option<Spanned<RawAlert>>,
     rcon: Option<Vec<Spanned<String>>>,
     webhook: Option<RawWebhook>,
+    streamerbot: Option<Spanned<crate::triggers::streamerbot::RawAction>>,
 }
 
 #[derive(Deserialize)]
@@ -376,6 +395,8 @@ impl Config {
             rcon: None,
             webhooks: WebhookSettings::default(),
             goals: raw.goals,
+            streamerbot: StreamerbotSettings::default(),
+            compat_port: raw.compat.map(|c| c.port),
             text_templates: text_registry(),
             json_templates: json_registry(),
         };
@@ -456,6 +477,9 @@ impl Config {
                     .min_interval_ms
                     .map_or(d.min_interval, Duration::from_millis),
             };
+        }
+        if let Some(sb) = raw.streamerbot {
+            config.streamerbot = sb.validate().map_err(|(span, m)| cx.err(span, m))?;
         }
         for (i, t) in raw.triggers.into_iter().enumerate() {
             let trigger = config.trigger(&cx, i, t)?;
@@ -699,11 +723,15 @@ impl Config {
                 })
             }
         };
-        if alert.is_none() && rcon.is_empty() && webhook.is_none() {
+        let streamerbot = match t.streamerbot {
+            None => None,
+            Some(raw) => Some(self.streamerbot_action(cx, &key, raw)?),
+        };
+        if alert.is_none() && rcon.is_empty() && webhook.is_none() && streamerbot.is_none() {
             return Err(cx.err(
                 span,
                 format!(
-                    "trigger {name:?} does nothing: give it an alert, rcon commands or a webhook"
+                    "trigger {name:?} does nothing: give it an alert, rcon commands, a webhook or a streamerbot action"
                 ),
             ));
         }
@@ -723,7 +751,42 @@ impl Config {
             alert,
             rcon,
             webhook,
+            streamerbot,
         })
+    }
+
+    /// A trigger's `streamerbot = { action, action_id?, args? }`; args are text templates
+    /// (rendered over the made-safe context, as RCON commands are).
+    fn streamerbot_action(
+        &mut self,
+        cx: &Ctx,
+        key: &str,
+        raw: Spanned<crate::triggers::streamerbot::RawAction>,
+    ) -> Result<StreamerbotAction, ConfigError> {
+        let span = raw.span();
+        let raw = raw.into_inner();
+        let text = |s: &Option<Spanned<String>>| {
+            s.as_ref()
+                .map(|s| s.get_ref().trim().to_string())
+                .filter(|s| !s.is_empty())
+        };
+        let name = text(&raw.action);
+        let id = text(&raw.action_id);
+        if name.is_none() && id.is_none() {
+            return Err(cx.err(
+                span,
+                "streamerbot needs the action's name, e.g. streamerbot = { action = \"Boss fight\" } (or action_id = \"<guid>\")",
+            ));
+        }
+        let mut args = Vec::new();
+        for (arg, template) in &raw.args {
+            if arg.trim().is_empty() {
+                return Err(cx.err(template.span(), "streamerbot args need a name"));
+            }
+            let name = self.template(cx, format!("{key}.streamerbot.{arg}"), template, false)?;
+            args.push((arg.clone(), name));
+        }
+        Ok(StreamerbotAction { name, id, args })
     }
 }
 

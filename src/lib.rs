@@ -7,6 +7,7 @@
 //! - [`events`]: the one [`events::Event`] type, the normaliser, gift combos, de-duplication.
 //! - [`pipeline`]: the task that turns source input into published events.
 //! - [`recorder`]: `--record` (raw frames, TIKREC1) and `--record-events` (JSONL), and the reader.
+//! - [`compat`]: the TikFinity-compatible event socket (`--compat-port`).
 //! - [`hub`]: fan-out to websocket clients (bounded per client) and in-process consumers.
 //! - [`stats`]: session totals and the state snapshot.
 //! - [`themes`]: theme folders, handlebars rendering, field validation.
@@ -20,6 +21,7 @@
 pub mod alerts;
 pub mod app;
 pub mod cli;
+pub mod compat;
 pub mod config;
 pub mod events;
 pub mod hub;

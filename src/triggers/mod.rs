@@ -1,5 +1,6 @@
 //! Triggers: what the streamer configured to happen when an event arrives, and the workers that
-//! run the actions (Minecraft RCON in [`rcon`], webhooks in [`webhook`]).
+//! run the actions (Minecraft RCON in [`rcon`], webhooks in [`webhook`], Streamer.bot actions in
+//! [`streamerbot`]).
 //!
 //! # Hook-up
 //! The engine is the hub's event hook: the pipeline task calls it synchronously for every
@@ -23,6 +24,7 @@
 
 pub mod rcon;
 pub mod safe;
+pub mod streamerbot;
 pub mod webhook;
 
 use std::collections::HashMap;
@@ -59,6 +61,7 @@ pub struct TriggerEngine {
     alerts: Arc<AlertQueues>,
     rcon: Option<RconHandle>,
     webhooks: Option<WebhookHandle>,
+    streamerbot: Option<streamerbot::StreamerbotWorker>,
     /// Room like total seen so far, for `every_likes`.
     like_total: Option<u64>,
 }
@@ -80,8 +83,15 @@ impl TriggerEngine {
             alerts,
             rcon,
             webhooks,
+            streamerbot: None,
             like_total: None,
         }
+    }
+
+    /// Sends the triggers' Streamer.bot actions to `worker`.
+    pub fn with_streamerbot(mut self, worker: Option<streamerbot::StreamerbotWorker>) -> Self {
+        self.streamerbot = worker;
+        self
     }
 
     /// Runs every trigger that matches `event`; returns how many fired.
@@ -230,6 +240,12 @@ impl TriggerEngine {
                     content_type: hook.content_type.clone(),
                     trigger: trigger.name.clone(),
                 });
+            }
+        }
+        if let (Some(action), Some(worker)) = (&trigger.streamerbot, &self.streamerbot) {
+            for unit in 1..=repeats {
+                let ctx = context(event, trigger, units, unit, true);
+                worker.run(&config.text_templates, action, event, &ctx, &trigger.name);
             }
         }
     }
@@ -416,10 +432,16 @@ pub fn start(config: Arc<Config>, hub: &Arc<Hub>, data: Option<DataDir>) -> Arc<
         .iter()
         .any(|t| t.webhook.is_some())
         .then(|| webhook::spawn_worker(config.webhooks.clone()));
+    let streamerbot = config
+        .triggers
+        .iter()
+        .any(|t| t.streamerbot.is_some())
+        .then(|| streamerbot::StreamerbotWorker::spawn(&config.streamerbot));
+    let triggers = TriggerEngine::new(config, alerts.clone(), rcon, webhooks);
     let engine = Arc::new(Engine {
-        alerts: alerts.clone(),
+        alerts,
         saver,
-        triggers: Mutex::new(TriggerEngine::new(config, alerts, rcon, webhooks)),
+        triggers: Mutex::new(triggers.with_streamerbot(streamerbot)),
     });
     hub.set_event_hook(engine.clone());
     engine

@@ -28,6 +28,7 @@ pub struct WebhookRequest {
 pub struct WebhookHandle {
     tx: mpsc::Sender<WebhookRequest>,
     rejected: Arc<AtomicU64>,
+    name: &'static str,
 }
 
 impl WebhookHandle {
@@ -37,11 +38,12 @@ impl WebhookHandle {
             Ok(()) => true,
             Err(e) => {
                 let n = self.rejected.fetch_add(1, Ordering::Relaxed) + 1;
+                let name = self.name;
                 let why = match e {
                     mpsc::error::TrySendError::Full(_) => {
-                        "webhook queue is full (is the endpoint down or slow?)"
+                        format!("{name} queue is full (is the endpoint down or slow?)")
                     }
-                    mpsc::error::TrySendError::Closed(_) => "webhook worker has stopped",
+                    mpsc::error::TrySendError::Closed(_) => format!("{name} worker has stopped"),
                 };
                 if n == 1 || n.is_multiple_of(100) {
                     tracing::warn!(rejected_total = n, "{why}; request dropped");
@@ -56,8 +58,28 @@ impl WebhookHandle {
     }
 }
 
+/// What a worker delivers to, for its log messages.
+#[derive(Debug, Clone, Copy)]
+pub struct Target {
+    /// "webhook", "Streamer.bot", …
+    pub name: &'static str,
+    /// What to check when the endpoint cannot be reached.
+    pub unreachable_hint: &'static str,
+}
+
+/// Webhooks: any HTTP endpoint the config names.
+pub const WEBHOOK: Target = Target {
+    name: "webhook",
+    unreachable_hint: "check the URL and that the endpoint runs",
+};
+
 /// Starts the worker on the current runtime.
 pub fn spawn_worker(settings: WebhookSettings) -> WebhookHandle {
+    spawn_worker_for(settings, WEBHOOK)
+}
+
+/// Starts a worker with this delivery logic for another kind of endpoint.
+pub fn spawn_worker_for(settings: WebhookSettings, target: Target) -> WebhookHandle {
     // reqwest is built without a default crypto provider; main installs ring, but library users
     // (and tests) may not have.
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -68,13 +90,17 @@ pub fn spawn_worker(settings: WebhookSettings) -> WebhookHandle {
         .build();
     match client {
         Ok(client) => {
-            tokio::spawn(run(client, settings, rx));
+            tokio::spawn(run(client, settings, rx, target));
         }
-        Err(e) => tracing::error!("webhooks disabled: cannot build an HTTP client: {e}"),
+        Err(e) => tracing::error!(
+            "{} requests disabled: cannot build an HTTP client: {e}",
+            target.name
+        ),
     }
     WebhookHandle {
         tx,
         rejected: Arc::new(AtomicU64::new(0)),
+        name: target.name,
     }
 }
 
@@ -82,12 +108,13 @@ async fn run(
     client: reqwest::Client,
     settings: WebhookSettings,
     mut rx: mpsc::Receiver<WebhookRequest>,
+    target: Target,
 ) {
     let mut next_start = tokio::time::Instant::now();
     while let Some(request) = rx.recv().await {
         tokio::time::sleep_until(next_start).await;
         next_start = tokio::time::Instant::now() + settings.min_interval;
-        deliver(&client, &settings, &request).await;
+        deliver(&client, &settings, &request, target).await;
     }
 }
 
@@ -96,7 +123,9 @@ pub async fn deliver(
     client: &reqwest::Client,
     settings: &WebhookSettings,
     request: &WebhookRequest,
+    target: Target,
 ) -> bool {
+    let name = target.name;
     let mut backoff = settings.retry_backoff;
     for attempt in 1..=settings.max_attempts.max(1) {
         let result = client
@@ -108,7 +137,7 @@ pub async fn deliver(
             .await;
         let (retry, why) = match result {
             Ok(res) if res.status().is_success() => {
-                tracing::debug!(url = %request.url, attempt, "webhook delivered");
+                tracing::debug!(url = %request.url, attempt, "{name} request delivered");
                 return true;
             }
             Ok(res) => {
@@ -117,17 +146,21 @@ pub async fn deliver(
                 (retry, format!("answered {s}"))
             }
             Err(e) if e.is_timeout() => (true, format!("no answer within {:?}", settings.timeout)),
+            Err(e) if e.is_connect() => (
+                true,
+                format!("cannot connect ({e}; {})", target.unreachable_hint),
+            ),
             Err(e) => (true, format!("failed: {e}")),
         };
         if !retry {
-            tracing::warn!(url = %request.url, trigger = %request.trigger, "webhook {why}; not retrying (check the URL and the body)");
+            tracing::warn!(url = %request.url, trigger = %request.trigger, "{name} {why}; not retrying (check the URL and the body)");
             return false;
         }
         if attempt == settings.max_attempts.max(1) {
-            tracing::warn!(url = %request.url, trigger = %request.trigger, "webhook {why}; dropped after {attempt} attempts");
+            tracing::warn!(url = %request.url, trigger = %request.trigger, "{name} {why}; dropped after {attempt} attempts");
             return false;
         }
-        tracing::info!(url = %request.url, "webhook {why}; retry {} in {backoff:?}", attempt + 1);
+        tracing::info!(url = %request.url, "{name} {why}; retry {} in {backoff:?}", attempt + 1);
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(std::time::Duration::from_secs(30));
     }

@@ -6,11 +6,13 @@ mod support;
 
 mod alerts;
 mod alerts_page;
+mod compat;
 mod demo_e2e;
 mod live;
 mod normalise;
 mod rcon;
 mod replay;
+mod streamerbot;
 mod themes_browser;
 mod themes_cli;
 mod themes_reload;

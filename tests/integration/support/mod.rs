@@ -57,6 +57,8 @@ pub struct InProcess {
     pub hub: Arc<tikrelay::hub::Hub>,
     pub input: tokio::sync::mpsc::Sender<tikrelay::pipeline::Input>,
     pub engine: Arc<tikrelay::triggers::Engine>,
+    /// The TikFinity-compatible socket, when `--compat-port` was given.
+    pub compat_addr: Option<SocketAddr>,
     stop: Option<oneshot::Sender<()>>,
     /// A fresh data dir unless the test passed `--data-dir`, so no test reads another's state.
     pub data_dir: Option<tempfile::TempDir>,
@@ -79,6 +81,7 @@ impl InProcess {
         let hub = running.hub.clone();
         let input = running.input.clone();
         let engine = running.engine.clone();
+        let compat_addr = running.compat_addr;
         tokio::spawn(running.serve(async move {
             let _ = stopped.await;
         }));
@@ -87,6 +90,7 @@ impl InProcess {
             hub,
             input,
             engine,
+            compat_addr,
             stop: Some(stop),
             data_dir,
         }
