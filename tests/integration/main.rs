@@ -11,6 +11,7 @@ mod live;
 mod normalise;
 mod rcon;
 mod replay;
+mod signals;
 mod themes_browser;
 mod themes_cli;
 mod themes_reload;
