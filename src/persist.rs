@@ -183,7 +183,7 @@ impl Saver {
             Err(e) => {
                 if !self.failing.swap(true, Ordering::Relaxed) {
                     tracing::error!(
-                        "cannot save pending alerts and totals in {dir}: {e}; they are kept in memory and saved as soon as writing works again: free disk space there (or fix the folder's permissions), or they are lost when tikrelay stops"
+                        "cannot save pending alerts and totals in {dir}: {e}; they are kept in memory and saved as soon as it can be written to: free disk space there (or fix the folder's permissions), or they are lost when tikrelay stops"
                     );
                 } else {
                     tracing::debug!("saving in {dir} still fails: {e}");

@@ -126,10 +126,16 @@ pub fn binary() -> &'static str {
 impl RelayProcess {
     /// Starts the binary and waits for its `listening on` line.
     pub fn start(args: &[&str]) -> RelayProcess {
+        let mut command = Command::new(binary());
+        command.args(args).env("RUST_LOG", "info");
+        RelayProcess::start_command(command)
+    }
+
+    /// Starts `command` (the binary, or a wrapper that ends in `exec`ing it) and waits for
+    /// its `listening on` line. The data dir defaults to a fresh temp folder.
+    pub fn start_command(mut command: Command) -> RelayProcess {
         let data_dir = tempfile::tempdir().expect("temp dir");
-        let mut child = Command::new(binary())
-            .args(args)
-            .env("RUST_LOG", "info")
+        let mut child = command
             .env("TIKRELAY_DATA_DIR", data_dir.path())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
