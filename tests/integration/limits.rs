@@ -59,7 +59,7 @@ async fn a_hundred_thousand_likers_stay_bounded_and_the_shown_top_is_exact() {
     let relay = InProcess::start(&[]).await;
     const LIKERS: u64 = 100_000;
     let mut expected_total = 0u64;
-    let mut top = vec![0u64; LEADERBOARD_SIZE];
+    let mut top = [0u64; LEADERBOARD_SIZE];
     for i in 0..LIKERS {
         // The top viewers like in ten rounds spread over the flood.
         if i % (LIKERS / 10) == 0 {
