@@ -151,7 +151,7 @@ fn the_binary_prints_throughput_and_refuses_a_missing_file() {
 }
 
 /// `n` push frames of one comment each (every message is exactly one event).
-fn comment_frames(seed: u64, n: usize) -> Vec<Vec<u8>> {
+pub(crate) fn comment_frames(seed: u64, n: usize) -> Vec<Vec<u8>> {
     let mut demo = DemoStream::new(seed);
     (0..n)
         .map(|i| {

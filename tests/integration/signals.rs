@@ -74,3 +74,48 @@ async fn sigterm_saves_fresh_alerts_like_ctrl_c() {
 async fn sighup_saves_fresh_alerts_like_ctrl_c() {
     stop_with_and_restart("HUP").await;
 }
+
+#[tokio::test]
+async fn sigterm_flushes_the_event_recording() {
+    let dir = tempfile::tempdir().unwrap();
+    // 200 frames at the bare-stream pace of 10 a second: the replay is still running when the
+    // signal comes.
+    let bare = dir.path().join("frames.bin");
+    let mut bytes = Vec::new();
+    for frame in crate::replay::comment_frames(31, 200) {
+        bytes.extend((frame.len() as u32).to_be_bytes());
+        bytes.extend(frame);
+    }
+    std::fs::write(&bare, bytes).unwrap();
+    let out = dir.path().join("events.jsonl");
+    let mut relay = RelayProcess::start(&[
+        "replay",
+        bare.to_str().unwrap(),
+        "--port",
+        "0",
+        "--jsonl",
+        out.to_str().unwrap(),
+    ]);
+    let mut relayed = 0;
+    for _ in 0..400 {
+        let state: Value = get_json(relay.url("/api/state")).await;
+        relayed = state["totals"]["comments"].as_u64().unwrap_or(0);
+        if relayed >= 5 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(relayed >= 5, "the replay runs");
+    assert_eq!(relay.signal("TERM"), Some(0));
+    let text = std::fs::read_to_string(&out).unwrap();
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("whole JSON lines"))
+        .collect();
+    assert!(
+        lines.len() as u64 >= relayed,
+        "every relayed event is in the recording: {} of {relayed}",
+        lines.len()
+    );
+    assert!(lines.len() < 200, "stopped early");
+}
