@@ -61,14 +61,6 @@ impl AppError {
     }
 }
 
-/// Completes on Ctrl-C (or never, if the signal cannot be installed).
-pub async fn ctrl_c() {
-    if tokio::signal::ctrl_c().await.is_err() {
-        std::future::pending::<()>().await;
-    }
-    tracing::info!("Ctrl-C: shutting down");
-}
-
 pub async fn run(
     cli: Cli,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -397,11 +389,8 @@ pub async fn replay(
     args: ReplayArgs,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), AppError> {
-    if !(args.speed.is_finite() && args.speed > 0.0) {
-        return Err(AppError::Usage(format!(
-            "--speed {} is not a speed; give a factor above 0, e.g. --speed 2",
-            args.speed
-        )));
+    if !args.max {
+        replay::validate_speed(args.speed).map_err(AppError::Usage)?;
     }
     if !args.file.is_file() {
         return Err(AppError::Usage(format!(
@@ -428,20 +417,20 @@ pub async fn replay(
         ));
         let started = std::time::Instant::now();
         let played = tokio::select! {
-            r = replay::run(args.file.clone(), options, tx) => r.map(|_| ()),
-            _ = shutdown => Ok(()),
+            r = replay::run(args.file.clone(), options, tx) => r,
+            _ = shutdown => Ok(Default::default()),
         };
         let report = pipeline.await.unwrap_or_default();
         let elapsed = started.elapsed().as_secs_f64().max(1e-9);
         if let Some(e) = events {
             e.finish().await;
         }
-        played.map_err(replay_error)?;
+        let played = played.map_err(replay_error)?;
         let messages = report.normalise.messages;
         println!(
             "replayed {messages} messages ({} duplicates, {} undecodable) into {} events in {elapsed:.3} s: {:.0} messages/s, {:.0} events/s",
             report.normalise.duplicates,
-            report.normalise.undecodable,
+            report.normalise.undecodable.saturating_add(played.skipped),
             report.events,
             messages as f64 / elapsed,
             report.events as f64 / elapsed,
@@ -455,16 +444,21 @@ pub async fn replay(
     let input = running.input.clone();
     let server = Served::spawn(running);
     let played = tokio::select! {
-        r = replay::run(args.file.clone(), options, input.clone()) => r.map(|_| ()),
-        _ = shutdown => Ok(()),
+        r = replay::run(args.file.clone(), options, input.clone()) => r,
+        _ = shutdown => Ok(Default::default()),
     };
     drain(&input).await;
     server.stop().await;
     if let Some(e) = events {
         e.finish().await;
     }
-    played.map_err(replay_error)?;
-    tracing::info!("replay finished");
+    let played = played.map_err(replay_error)?;
+    tracing::info!(
+        "replay finished: {} items played, {} lines skipped, {} gaps shortened",
+        played.sent,
+        played.skipped,
+        played.shortened_gaps
+    );
     Ok(())
 }
 

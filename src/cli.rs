@@ -85,7 +85,7 @@ pub struct TiktokArgs {
 pub struct ReplayArgs {
     /// A --record file (TIKREC1), a bare stream of [u32 BE length][push frame], or JSONL events.
     pub file: PathBuf,
-    /// Play at X times the recorded speed.
+    /// Play at X times the recorded speed (0.01 to 10000; waits are at most 60 s).
     #[arg(long, default_value_t = 1.0, conflicts_with = "max")]
     pub speed: f64,
     /// Play as fast as possible (with --no-server: the throughput benchmark).

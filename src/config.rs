@@ -68,6 +68,12 @@ pub enum ConfigError {
         file: String,
         source: std::io::Error,
     },
+    #[error("config file {file} is {what}, not a regular file; pass the path of a .toml file")]
+    NotAFile { file: String, what: &'static str },
+    #[error(
+        "config file {file} is larger than {MAX_CONFIG_BYTES} bytes (a config is a few KiB); is this the right file?"
+    )]
+    TooLarge { file: String },
     #[error("{file}:{line}:{column}: {message}")]
     Invalid {
         file: String,
@@ -365,16 +371,67 @@ pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
     (line, column)
 }
 
+/// A `queue_capacity` within 1 and [`crate::triggers::MAX_ACTION_BACKLOG`]; a value outside is
+/// logged and brought in.
+fn backlog(section: &str, wanted: usize) -> usize {
+    let max = crate::triggers::MAX_ACTION_BACKLOG;
+    let capacity = wanted.clamp(1, max);
+    if capacity != wanted {
+        tracing::warn!(
+            "[{section}] queue_capacity = {wanted} is outside 1 to {max}; using {capacity}"
+        );
+    }
+    capacity
+}
+
+/// The largest config file read. A real config is a few KiB; without a bound, `--config
+/// /dev/zero` never finished reading.
+pub const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
+
+/// Reads a config file of at most [`MAX_CONFIG_BYTES`]; devices, FIFOs and folders are refused
+/// before they are opened (opening a FIFO would wait for a writer).
+fn read_bounded(path: &Path, file: &str) -> Result<String, ConfigError> {
+    use std::io::Read;
+    let read_error = |source| ConfigError::Read {
+        file: file.to_string(),
+        source,
+    };
+    let meta = std::fs::metadata(path).map_err(read_error)?;
+    if !meta.is_file() {
+        let what = if meta.is_dir() {
+            "a folder"
+        } else {
+            "a device, pipe or socket"
+        };
+        return Err(ConfigError::NotAFile {
+            file: file.to_string(),
+            what,
+        });
+    }
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_CONFIG_BYTES + 1).read_to_end(&mut bytes))
+        .map_err(read_error)?;
+    if bytes.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(ConfigError::TooLarge {
+            file: file.to_string(),
+        });
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        read_error(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("not UTF-8 text ({e})"),
+        ))
+    })
+}
+
 /// Loads `path`, or the built-in default when `None`.
 pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
     match path {
         None => Config::parse(DEFAULT_CONFIG, "built-in default config"),
         Some(path) => {
             let file = path.display().to_string();
-            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-                file: file.clone(),
-                source,
-            })?;
+            let text = read_bounded(path, &file)?;
             Config::parse(&text, &file)
         }
     }
@@ -418,8 +475,14 @@ impl Config {
                 settings.default_duration_ms = duration_ms(&cx, &d)?;
             }
             if let Some(m) = q.max_pending {
-                if *m.get_ref() == 0 || *m.get_ref() > 100_000 {
-                    return Err(cx.err(m.span(), "max_pending must be between 1 and 100000"));
+                if *m.get_ref() == 0 || *m.get_ref() > crate::alerts::MAX_PENDING {
+                    return Err(cx.err(
+                        m.span(),
+                        format!(
+                            "max_pending must be between 1 and {}",
+                            crate::alerts::MAX_PENDING
+                        ),
+                    ));
                 }
                 settings.max_pending = m.into_inner();
             }
@@ -455,7 +518,7 @@ impl Config {
                 addr,
                 password,
                 min_interval: Duration::from_millis(r.min_interval_ms.unwrap_or(50)),
-                queue_capacity: r.queue_capacity.unwrap_or(1000).clamp(1, 100_000),
+                queue_capacity: backlog("rcon", r.queue_capacity.unwrap_or(1000)),
                 timeout: Duration::from_millis(r.timeout_ms.unwrap_or(5000).max(100)),
             });
         }
@@ -469,10 +532,7 @@ impl Config {
                 retry_backoff: w
                     .retry_backoff_ms
                     .map_or(d.retry_backoff, Duration::from_millis),
-                queue_capacity: w
-                    .queue_capacity
-                    .unwrap_or(d.queue_capacity)
-                    .clamp(1, 100_000),
+                queue_capacity: backlog("webhooks", w.queue_capacity.unwrap_or(d.queue_capacity)),
                 min_interval: w
                     .min_interval_ms
                     .map_or(d.min_interval, Duration::from_millis),

@@ -21,8 +21,44 @@ use crate::stats::Stats;
 pub const CLIENT_BUFFER: usize = 1024;
 /// Events kept for `/api/events`.
 pub const RECENT_EVENTS: usize = 500;
+/// Bytes of JSON those events may take together; past this the oldest go first even before
+/// there are [`RECENT_EVENTS`] (a `webcast` event can be large), so the buffer stays bounded.
+pub const RECENT_EVENTS_BYTES: usize = 8 * 1024 * 1024;
 /// Buffer of the in-process event channel; a consumer that lags this far loses events (logged).
 const EVENT_CHANNEL: usize = 16_384;
+
+/// The recent events of `/api/events`, bounded by count and by bytes.
+#[derive(Default)]
+struct Recent {
+    /// Each event with the size of its JSON.
+    events: VecDeque<(Arc<Event>, usize)>,
+    bytes: usize,
+    /// The byte bound was hit (logged once).
+    over_bytes: bool,
+}
+
+impl Recent {
+    fn push(&mut self, event: Arc<Event>, size: usize) {
+        self.events.push_back((event, size));
+        self.bytes += size;
+        if self.events.len() > RECENT_EVENTS
+            && let Some((_, size)) = self.events.pop_front()
+        {
+            self.bytes -= size;
+        }
+        while self.bytes > RECENT_EVENTS_BYTES && self.events.len() > 1 {
+            if !self.over_bytes {
+                self.over_bytes = true;
+                tracing::info!(
+                    "recent events take over {RECENT_EVENTS_BYTES} bytes; /api/events keeps fewer than {RECENT_EVENTS} of them (every event is still relayed)"
+                );
+            }
+            if let Some((_, size)) = self.events.pop_front() {
+                self.bytes -= size;
+            }
+        }
+    }
+}
 
 /// Who receives a message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -129,7 +165,7 @@ pub struct ClientHandle {
 pub struct Hub {
     clients: Mutex<HashMap<u64, ClientSlot>>,
     next_client: AtomicU64,
-    recent: Mutex<VecDeque<Arc<Event>>>,
+    recent: Mutex<Recent>,
     events: broadcast::Sender<Arc<Event>>,
     stats: Arc<Stats>,
     version: &'static str,
@@ -143,7 +179,7 @@ impl Hub {
         Arc::new(Hub {
             clients: Mutex::new(HashMap::new()),
             next_client: AtomicU64::new(1),
-            recent: Mutex::new(VecDeque::with_capacity(RECENT_EVENTS)),
+            recent: Mutex::new(Recent::default()),
             events: broadcast::channel(EVENT_CHANNEL).0,
             stats,
             version: env!("CARGO_PKG_VERSION"),
@@ -167,13 +203,10 @@ impl Hub {
             audience: Audience::All,
         };
         let event = Arc::new(event);
-        {
-            let mut recent = self.recent.lock().expect("recent lock");
-            if recent.len() == RECENT_EVENTS {
-                recent.pop_front();
-            }
-            recent.push_back(event.clone());
-        }
+        self.recent
+            .lock()
+            .expect("recent lock")
+            .push(event.clone(), out.json.len());
         // No receiver is fine: nothing in-process listens in some modes.
         let _ = self.events.send(event.clone());
         self.send(out);
@@ -291,8 +324,13 @@ impl Hub {
     /// The last `limit` events, oldest first.
     pub fn recent(&self, limit: usize) -> Vec<Arc<Event>> {
         let recent = self.recent.lock().expect("recent lock");
-        let skip = recent.len().saturating_sub(limit);
-        recent.iter().skip(skip).cloned().collect()
+        let skip = recent.events.len().saturating_sub(limit);
+        recent
+            .events
+            .iter()
+            .skip(skip)
+            .map(|(e, _)| e.clone())
+            .collect()
     }
 
     /// The state snapshot of `/api/state` and `hello`.

@@ -16,6 +16,8 @@
 //! - [`triggers`]: trigger matching and the action workers (Minecraft RCON, webhooks).
 //! - [`alerts`]: named alert queues, one alert playing at a time per queue.
 //! - [`persist`]: the data dir where pending alerts and totals survive a restart.
+//! - [`signals`]: the stop signals that end the relay cleanly (Ctrl-C, SIGTERM, SIGHUP, the
+//!   Windows console events).
 //! - [`app`]: wires the parts together for each command; [`cli`] is the command line.
 
 pub mod alerts;
@@ -29,6 +31,7 @@ pub mod persist;
 pub mod pipeline;
 pub mod recorder;
 pub mod server;
+pub mod signals;
 pub mod sources;
 pub mod stats;
 pub mod themes;

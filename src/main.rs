@@ -5,7 +5,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use tikrelay::{app, cli::Cli};
+use tikrelay::{app, cli::Cli, signals};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -26,7 +26,7 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(app::run(cli, app::ctrl_c())) {
+    match runtime.block_on(app::run(cli, signals::shutdown_signal())) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");

@@ -3,6 +3,9 @@
 //!
 //! Files are JSON, written atomically: a temp file in the same folder, flushed to disk, then
 //! renamed over the old one, so a crash mid-write leaves the previous version, never half a file.
+//! A write that fails (a full disk) removes its temp file; the state stays in memory and is
+//! saved again on the next change, and the failure is logged once, with what to do, until a
+//! save works again (logged too).
 //! [`Saver`] writes when something changed, debounced (a like storm becomes one write a second),
 //! and once more at shutdown. A file that does not parse is kept aside as `NAME.bad` and the relay
 //! starts fresh instead of refusing to start.
@@ -10,6 +13,7 @@
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -26,6 +30,8 @@ pub const ALERTS_FILE: &str = "alerts.json";
 pub const SESSION_FILE: &str = "session.json";
 /// Least time between two saves while changes keep coming.
 pub const DEBOUNCE: Duration = Duration::from_secs(1);
+/// How often a failing save is tried again while nothing changes.
+pub const RETRY: Duration = Duration::from_secs(5);
 /// Leaderboard entries saved per board. A big stream has hundreds of thousands of likers, and
 /// the file is rewritten every second while they like; below this rank nobody is shown anyway.
 pub const SAVED_LEADERS: usize = 1000;
@@ -98,15 +104,19 @@ impl DataDir {
     }
 
     /// Writes `bytes` to `name` atomically (temp file, fsync, rename).
+    /// On failure the temp file is removed, so a full disk never collects empty files.
     pub fn write_atomic(&self, name: &str, bytes: &[u8]) -> std::io::Result<()> {
         let path = self.dir.join(name);
         let tmp = self.dir.join(format!(".{name}.tmp"));
-        {
-            let mut f = std::fs::File::create(&tmp)?;
+        let written = std::fs::File::create(&tmp).and_then(|mut f| {
             f.write_all(bytes)?;
-            f.sync_all()?;
+            f.sync_all()
+        });
+        let result = written.and_then(|()| std::fs::rename(&tmp, &path));
+        if result.is_err() {
+            let _ = std::fs::remove_file(&tmp);
         }
-        std::fs::rename(&tmp, &path)
+        result
     }
 
     pub fn save<T: Serialize>(&self, name: &str, value: &T) -> std::io::Result<()> {
@@ -117,25 +127,7 @@ impl DataDir {
 
 /// Keeps the [`SAVED_LEADERS`] best entries of a leaderboard.
 fn trim_board(board: &mut HashMap<String, LeaderEntry>) {
-    if board.len() <= SAVED_LEADERS {
-        return;
-    }
-    let mut scores: Vec<u64> = board.values().map(|e| e.score).collect();
-    let cut = scores.len() - SAVED_LEADERS;
-    let (_, threshold, _) = scores.select_nth_unstable(cut);
-    let threshold = *threshold;
-    board.retain(|_, e| e.score >= threshold);
-    // Ties at the threshold may leave more; drop the excess among them.
-    let excess = board.len().saturating_sub(SAVED_LEADERS);
-    let ties: Vec<String> = board
-        .iter()
-        .filter(|(_, e)| e.score == threshold)
-        .map(|(k, _)| k.clone())
-        .take(excess)
-        .collect();
-    for key in ties {
-        board.remove(&key);
-    }
+    crate::stats::keep_best(board, SAVED_LEADERS);
 }
 
 /// Saves alerts and totals when they change, debounced, and on demand at shutdown.
@@ -144,6 +136,8 @@ pub struct Saver {
     stats: Arc<Stats>,
     alerts: Weak<AlertQueues>,
     dirty: Notify,
+    /// The last save failed (logged once until one works again).
+    failing: AtomicBool,
 }
 
 impl Saver {
@@ -153,6 +147,7 @@ impl Saver {
             stats,
             alerts: Arc::downgrade(alerts),
             dirty: Notify::new(),
+            failing: AtomicBool::new(false),
         })
     }
 
@@ -165,31 +160,55 @@ impl Saver {
         self.dirty.notify_one();
     }
 
-    /// Writes both files now.
+    /// Writes both files now. A failure is logged once (and a success after it), the
+    /// in-memory state is kept, and the next change tries again.
     pub fn save_now(&self) {
         let mut session = self.stats.session_state();
         trim_board(&mut session.gifters);
         trim_board(&mut session.likers);
-        if let Err(e) = self.dir.save(SESSION_FILE, &session) {
-            tracing::error!(
-                "cannot save session totals in {}: {e}",
-                self.dir.path().display()
-            );
+        let mut result = self.dir.save(SESSION_FILE, &session);
+        if let Some(alerts) = self.alerts.upgrade() {
+            let saved = self.dir.save(ALERTS_FILE, &alerts.saved());
+            result = result.and(saved);
         }
-        if let Some(alerts) = self.alerts.upgrade()
-            && let Err(e) = self.dir.save(ALERTS_FILE, &alerts.saved())
-        {
-            tracing::error!(
-                "cannot save pending alerts in {}: {e}",
-                self.dir.path().display()
-            );
+        let dir = self.dir.path().display();
+        match result {
+            Ok(()) => {
+                if self.failing.swap(false, Ordering::Relaxed) {
+                    tracing::info!(
+                        "saving to {dir} works again: pending alerts and totals are saved"
+                    );
+                }
+            }
+            Err(e) => {
+                if !self.failing.swap(true, Ordering::Relaxed) {
+                    tracing::error!(
+                        "cannot save pending alerts and totals in {dir}: {e}; they are kept in memory and saved as soon as it can be written to: free disk space there (or fix the folder's permissions), or they are lost when tikrelay stops"
+                    );
+                } else {
+                    tracing::debug!("saving in {dir} still fails: {e}");
+                }
+            }
         }
+    }
+
+    /// Whether the last save failed.
+    pub fn failing(&self) -> bool {
+        self.failing.load(Ordering::Relaxed)
     }
 
     /// Saves after each burst of changes until the relay's alert queues are gone.
     pub async fn run(self: Arc<Self>) {
         loop {
-            self.dirty.notified().await;
+            if self.failing() {
+                // Retry without waiting for a change: the disk may have room again.
+                tokio::select! {
+                    _ = self.dirty.notified() => {}
+                    _ = tokio::time::sleep(RETRY) => {}
+                }
+            } else {
+                self.dirty.notified().await;
+            }
             tokio::time::sleep(DEBOUNCE).await;
             if self.alerts.strong_count() == 0 {
                 break;

@@ -49,13 +49,22 @@ pub fn process(normaliser: &mut Normaliser, input: Input, now: Instant, out: &mu
             Ok(f) if f.payload_type != "msg" => {}
             Ok(f) => match frame::frame_fetch_result(&f) {
                 Ok(result) => log_errors(normaliser.fetch_result(&result, now, out)),
-                Err(e) => tracing::warn!("push frame {} skipped: {e}", f.seq_id),
+                Err(e) => {
+                    normaliser.count_undecodable();
+                    tracing::warn!("push frame {} skipped: {e}", f.seq_id)
+                }
             },
-            Err(e) => tracing::warn!("push frame skipped: {e}"),
+            Err(e) => {
+                normaliser.count_undecodable();
+                tracing::warn!("push frame skipped: {e}")
+            }
         },
         Input::FetchResult(bytes) => match frame::decode_fetch_result(bytes) {
             Ok(result) => log_errors(normaliser.fetch_result(&result, now, out)),
-            Err(e) => tracing::warn!("fetch result skipped: {e}"),
+            Err(e) => {
+                normaliser.count_undecodable();
+                tracing::warn!("fetch result skipped: {e}")
+            }
         },
         Input::Event(event) => out.push(*event),
         Input::Room(room) => normaliser.set_room_id(room),

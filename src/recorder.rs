@@ -273,16 +273,22 @@ pub enum ReadError {
     Io { path: String, source: io::Error },
     #[error("{path} is not a tikrelay recording (it does not start with TIKREC1)")]
     NotARecording { path: String },
-    #[error("{path}: record {index} has kind {kind}, expected 0 (fetch result) or 1 (push frame)")]
+    #[error(
+        "{path}: the record at byte offset {offset} (record {index}) has kind {kind}, expected 0 (fetch result) or 1 (push frame); the file is damaged from there on"
+    )]
     BadKind {
         path: String,
         index: usize,
+        offset: u64,
         kind: u8,
     },
-    #[error("{path}: record {index} claims {len} bytes, over the {MAX_RECORD_BYTES}-byte limit")]
+    #[error(
+        "{path}: the record at byte offset {offset} (record {index}) claims {len} bytes, over the {MAX_RECORD_BYTES}-byte limit; the file is damaged from there on"
+    )]
     TooLarge {
         path: String,
         index: usize,
+        offset: u64,
         len: usize,
     },
 }
@@ -293,6 +299,8 @@ pub struct RecordReader<R: Read> {
     inner: R,
     path: String,
     index: usize,
+    /// Byte offset of the next record, for messages.
+    offset: u64,
     done: bool,
 }
 
@@ -323,6 +331,7 @@ impl<R: Read> RecordReader<R> {
             inner,
             path,
             index: 0,
+            offset: MAGIC.len() as u64,
             done: false,
         })
     }
@@ -334,7 +343,11 @@ impl<R: Read> RecordReader<R> {
             match self.inner.read(&mut head[got..]) {
                 Ok(0) if got == 0 => return Ok(None),
                 Ok(0) => {
-                    tracing::warn!("{}: the last record is cut short; ignored", self.path);
+                    tracing::warn!(
+                        "{}: the last record (byte offset {}) is cut short; ignored",
+                        self.path,
+                        self.offset
+                    );
                     return Ok(None);
                 }
                 Ok(n) => got += n,
@@ -355,6 +368,7 @@ impl<R: Read> RecordReader<R> {
                 return Err(ReadError::BadKind {
                     path: self.path.clone(),
                     index: self.index,
+                    offset: self.offset,
                     kind,
                 });
             }
@@ -364,13 +378,18 @@ impl<R: Read> RecordReader<R> {
             return Err(ReadError::TooLarge {
                 path: self.path.clone(),
                 index: self.index,
+                offset: self.offset,
                 len,
             });
         }
         let mut bytes = vec![0u8; len];
         if let Err(e) = self.inner.read_exact(&mut bytes) {
             if e.kind() == io::ErrorKind::UnexpectedEof {
-                tracing::warn!("{}: the last record is cut short; ignored", self.path);
+                tracing::warn!(
+                    "{}: the last record (byte offset {}) is cut short; ignored",
+                    self.path,
+                    self.offset
+                );
                 return Ok(None);
             }
             return Err(ReadError::Io {
@@ -379,6 +398,7 @@ impl<R: Read> RecordReader<R> {
             });
         }
         self.index += 1;
+        self.offset += 13 + len as u64;
         Ok(Some(Record { at_us, kind, bytes }))
     }
 }
@@ -451,7 +471,14 @@ mod tests {
             .unwrap()
             .next()
             .unwrap();
-        assert!(matches!(first, Err(ReadError::BadKind { kind: 9, .. })));
+        assert!(matches!(
+            first,
+            Err(ReadError::BadKind {
+                kind: 9,
+                offset: 8,
+                ..
+            })
+        ));
     }
 
     #[tokio::test]

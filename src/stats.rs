@@ -3,6 +3,11 @@
 //! Every published event passes through [`Stats::apply`], so the snapshot that `/api/state` and
 //! the websocket `hello` carry is always current. Changes are collected per part and pushed as
 //! throttled `state` messages by the hub, so a like storm does not flood overlays.
+//!
+//! Memory stays bounded on a stream of any size: each leaderboard keeps at most
+//! [`MAX_LEADERBOARD_ENTRIES`] viewers (when it grows past that, the lowest scores are dropped
+//! down to [`LEADERBOARD_KEEP`], logged once per board), and every total saturates instead of
+//! wrapping around on absurd values.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
@@ -15,6 +20,12 @@ use crate::events::{Event, EventKind, User, now_ms};
 
 /// How many entries the leaderboards show.
 pub const LEADERBOARD_SIZE: usize = 10;
+/// Viewers a leaderboard holds in memory at most. 100,000 distinct likers once took 79 MB;
+/// only the top [`LEADERBOARD_SIZE`] are ever shown, and [`crate::persist`] saves 1,000.
+pub const MAX_LEADERBOARD_ENTRIES: usize = 5_000;
+/// What a full leaderboard is trimmed to (the best by score), so trimming, which costs a pass
+/// over the board, happens once per 1,000 new viewers rather than on each.
+pub const LEADERBOARD_KEEP: usize = 4_000;
 
 /// Where the source stands.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
@@ -64,6 +75,8 @@ pub struct SessionState {
 #[derive(Default)]
 struct Inner {
     state: SessionState,
+    /// Whether each board (gifters, likers) was trimmed already, to log it once.
+    trimmed: [bool; 2],
     changed: BTreeSet<&'static str>,
     /// Targets from the config; goals follow the totals.
     goals: Goals,
@@ -76,10 +89,14 @@ pub struct Stats {
 
 impl Stats {
     /// Stats restored from a saved session.
-    pub fn from_state(state: SessionState) -> Stats {
+    pub fn from_state(mut state: SessionState) -> Stats {
+        // A saved file holds at most persist's 1,000 per board; a hand-edited one may not.
+        keep_best(&mut state.gifters, LEADERBOARD_KEEP);
+        keep_best(&mut state.likers, LEADERBOARD_KEEP);
         Stats {
             inner: Mutex::new(Inner {
                 state,
+                trimmed: [false; 2],
                 changed: BTreeSet::new(),
                 goals: Goals::default(),
             }),
@@ -105,7 +122,12 @@ impl Stats {
     /// Folds one event into the totals.
     pub fn apply(&self, event: &Event) {
         let mut inner = self.inner.lock().expect("stats lock");
-        let Inner { state, changed, .. } = &mut *inner;
+        let Inner {
+            state,
+            changed,
+            trimmed,
+            ..
+        } = &mut *inner;
         let t = &mut state.totals;
         match &event.kind {
             EventKind::Connected { unique_id } => {
@@ -122,27 +144,33 @@ impl Stats {
             EventKind::LiveResumed => connection(state, changed, "connected", event),
             EventKind::LiveEnded => connection(state, changed, "ended", event),
             EventKind::Comment { .. } => {
-                t.comments += 1;
+                t.comments = t.comments.saturating_add(1);
                 changed.insert("totals");
             }
             EventKind::Follow => {
-                t.follows += 1;
+                t.follows = t.follows.saturating_add(1);
                 changed.insert("totals");
             }
             EventKind::Share => {
-                t.shares += 1;
+                t.shares = t.shares.saturating_add(1);
                 changed.insert("totals");
             }
             EventKind::Join { .. } => {
-                t.joins += 1;
+                t.joins = t.joins.saturating_add(1);
                 changed.insert("totals");
             }
             EventKind::Like { count, total } => {
-                t.likes += count;
+                t.likes = t.likes.saturating_add(*count);
                 t.room_likes = t.room_likes.max(*total);
                 changed.insert("totals");
                 if let Some(user) = &event.user {
-                    add_score(&mut state.likers, user, *count);
+                    add_score(
+                        &mut state.likers,
+                        user,
+                        *count,
+                        &mut trimmed[1],
+                        "top likers",
+                    );
                     changed.insert("top_likers");
                 }
             }
@@ -156,11 +184,17 @@ impl Stats {
                 changed.insert("totals");
             }
             EventKind::Gift { diamonds_total, .. } => {
-                t.gifts += 1;
-                t.diamonds += diamonds_total;
+                t.gifts = t.gifts.saturating_add(1);
+                t.diamonds = t.diamonds.saturating_add(*diamonds_total);
                 changed.insert("totals");
                 if let Some(user) = &event.user {
-                    add_score(&mut state.gifters, user, *diamonds_total);
+                    add_score(
+                        &mut state.gifters,
+                        user,
+                        *diamonds_total,
+                        &mut trimmed[0],
+                        "top gifters",
+                    );
                     changed.insert("top_gifters");
                 }
             }
@@ -222,7 +256,13 @@ fn connection(
     changed.insert("connection");
 }
 
-fn add_score(board: &mut HashMap<String, LeaderEntry>, user: &User, score: u64) {
+fn add_score(
+    board: &mut HashMap<String, LeaderEntry>,
+    user: &User,
+    score: u64,
+    trimmed: &mut bool,
+    name: &str,
+) {
     let key = if user.id.is_empty() {
         user.unique_id.clone()
     } else {
@@ -233,7 +273,32 @@ fn add_score(board: &mut HashMap<String, LeaderEntry>, user: &User, score: u64) 
         score: 0,
     });
     entry.user = user.clone();
-    entry.score += score;
+    entry.score = entry.score.saturating_add(score);
+    if board.len() > MAX_LEADERBOARD_ENTRIES {
+        if !*trimmed {
+            *trimmed = true;
+            tracing::info!(
+                "{name}: more than {MAX_LEADERBOARD_ENTRIES} viewers; keeping the best {LEADERBOARD_KEEP} in memory (the leaderboards show the top {LEADERBOARD_SIZE})"
+            );
+        }
+        keep_best(board, LEADERBOARD_KEEP);
+    }
+}
+
+/// Keeps the `keep` best entries of a board by score (ties at the cut go by key, so the
+/// result does not depend on the map's order).
+pub fn keep_best(board: &mut HashMap<String, LeaderEntry>, keep: usize) {
+    if board.len() <= keep {
+        return;
+    }
+    let mut ranked: Vec<(u64, &String)> = board.iter().map(|(k, e)| (e.score, k)).collect();
+    // Best first: highest score, then smallest key.
+    let cmp = |a: &(u64, &String), b: &(u64, &String)| b.0.cmp(&a.0).then(a.1.cmp(b.1));
+    ranked.select_nth_unstable_by(keep, cmp);
+    let dropped: Vec<String> = ranked[keep..].iter().map(|(_, k)| (*k).clone()).collect();
+    for key in dropped {
+        board.remove(&key);
+    }
 }
 
 /// `{name: {current, target, progress}}` for each goal with a target.

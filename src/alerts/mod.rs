@@ -30,6 +30,9 @@ use crate::hub::{Audience, ClientOp, Hub, Outbound};
 pub const GRACE: Duration = Duration::from_secs(1);
 /// Played alerts kept for the history and replay.
 pub const HISTORY: usize = 100;
+/// Pending alerts per queue, whatever the config says (it refuses more; this holds for queues
+/// built in code too).
+pub const MAX_PENDING: usize = 100_000;
 /// Pending alerts listed in a queue's state (the count is always exact).
 const LISTED_PENDING: usize = 20;
 
@@ -157,6 +160,11 @@ struct Queue {
 }
 
 impl Queue {
+    /// The most alerts that may wait: `max_pending`, within 1 and [`MAX_PENDING`].
+    fn cap(&self) -> usize {
+        self.settings.max_pending.clamp(1, MAX_PENDING)
+    }
+
     fn new(settings: QueueConfig) -> Queue {
         Queue {
             settings,
@@ -229,7 +237,7 @@ impl AlertQueues {
                     queue.paused = q.paused;
                     restored += q.pending.len();
                     queue.pending.extend(q.pending);
-                    while queue.pending.len() > queue.settings.max_pending {
+                    while queue.pending.len() > queue.cap() {
                         queue.pending.pop_front();
                         queue.dropped += 1;
                     }
@@ -309,7 +317,7 @@ impl AlertQueues {
             outcome: None,
         };
         let id = alert.alert_id.clone();
-        if q.pending.len() >= q.settings.max_pending {
+        if q.pending.len() >= q.cap() {
             if let Some(old) = q.pending.pop_front() {
                 q.dropped += 1;
                 q.overflow_run += 1;
@@ -320,7 +328,7 @@ impl AlertQueues {
                         dropped = old.alert_id,
                         dropped_in_a_row = n,
                         "alert queue full ({} waiting): dropped the oldest alert; is a page playing this queue? (/ws?queue={queue})",
-                        q.settings.max_pending
+                        q.cap()
                     );
                 }
             }
@@ -471,6 +479,18 @@ impl AlertQueues {
         };
         let id = alert.alert_id.clone();
         q.pending.push_front(alert);
+        // A replay goes first; on a full queue the newest waiting alert makes room for it.
+        if q.pending.len() > q.cap()
+            && let Some(newest) = q.pending.pop_back()
+        {
+            q.dropped += 1;
+            tracing::warn!(
+                queue,
+                dropped = newest.alert_id,
+                "alert queue full ({} waiting): the replayed alert took the place of the newest one",
+                q.cap()
+            );
+        }
         self.advance(&mut st, &queue);
         self.publish_queue(&st, &queue);
         drop(st);

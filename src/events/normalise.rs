@@ -35,6 +35,8 @@ pub struct MessageError {
 pub struct NormaliseStats {
     pub messages: u64,
     pub duplicates: u64,
+    /// Messages whose payload does not decode, and whole frames or fetch results that do not
+    /// (the pipeline reports those through [`Normaliser::count_undecodable`]).
     pub undecodable: u64,
 }
 
@@ -86,6 +88,11 @@ impl Normaliser {
 
     pub fn stats(&self) -> NormaliseStats {
         self.stats
+    }
+
+    /// Counts input skipped before it reached the normaliser (a frame that does not decode).
+    pub fn count_undecodable(&mut self) {
+        self.stats.undecodable = self.stats.undecodable.saturating_add(1);
     }
 
     /// When the next open combo times out.

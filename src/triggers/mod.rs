@@ -46,6 +46,10 @@ use webhook::{WebhookHandle, WebhookRequest};
 /// Per-viewer memories kept per trigger before old entries are pruned.
 const MAX_REMEMBERED_VIEWERS: usize = 50_000;
 
+/// Actions (RCON commands, webhook requests) that may wait per worker, whatever the config
+/// says; a full queue refuses new ones, logged.
+pub const MAX_ACTION_BACKLOG: usize = 100_000;
+
 #[derive(Default)]
 struct TriggerState {
     last: Option<Instant>,
@@ -102,7 +106,11 @@ impl TriggerEngine {
                     .like_total
                     .unwrap_or_else(|| total.saturating_sub(count));
                 // Test events carry no room total: count them on top of what we have.
-                let total = if total == 0 { prev + count } else { total };
+                let total = if total == 0 {
+                    prev.saturating_add(count)
+                } else {
+                    total
+                };
                 self.like_total = Some(prev.max(total));
                 Some((prev, total))
             }
@@ -450,6 +458,7 @@ pub fn start(config: Arc<Config>, hub: &Arc<Hub>, data: Option<DataDir>) -> Arc<
 #[cfg(test)]
 mod tests {
     use super::*;
+
     use crate::events::{Source, User};
     use crate::stats::Stats;
     use std::time::Duration;

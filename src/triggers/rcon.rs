@@ -437,7 +437,7 @@ pub fn spawn_worker(config: RconWorkerConfig) -> RconHandle {
 
 impl RconWorker {
     pub fn new(config: RconWorkerConfig) -> (Self, RconHandle) {
-        let (tx, rx) = mpsc::channel(config.queue_capacity.max(1));
+        let (tx, rx) = mpsc::channel(config.queue_capacity.clamp(1, super::MAX_ACTION_BACKLOG));
         let worker = RconWorker {
             backoff: config.initial_backoff,
             config,

@@ -83,7 +83,7 @@ pub fn spawn_worker_for(settings: WebhookSettings, target: Target) -> WebhookHan
     // reqwest is built without a default crypto provider; main installs ring, but library users
     // (and tests) may not have.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let (tx, rx) = mpsc::channel(settings.queue_capacity.max(1));
+    let (tx, rx) = mpsc::channel(settings.queue_capacity.clamp(1, super::MAX_ACTION_BACKLOG));
     let client = reqwest::Client::builder()
         .timeout(settings.timeout)
         .user_agent(concat!("tikrelay/", env!("CARGO_PKG_VERSION")))

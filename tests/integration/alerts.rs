@@ -395,14 +395,7 @@ async fn playing_an_unknown_queue_is_an_error_to_that_page() {
 }
 
 async fn pending_ids(base: &str) -> (Vec<String>, Value) {
-    let q: Value = get_json(format!("{base}/api/queues")).await;
-    let ids = q["queues"]["main"]["next"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a["alert_id"].as_str().unwrap().to_string())
-        .collect();
-    (ids, q)
+    crate::support::pending_alert_ids(base, "main").await
 }
 
 #[tokio::test]

@@ -166,6 +166,10 @@ async fn every_builtin_page_loads_clean_and_shows_test_events() {
             WAIT,
         )
         .await;
+    // Hearts float for 1.1 to 1.8 s; on a loaded machine those of the first like can be gone
+    // by now, so a fresh like (same room total) makes new ones to look for.
+    let again = json!({"type": "like", "user": kenji, "count": 1, "total": 1234});
+    assert_eq!(post_test_event(&base, again).await, 200);
     page("likes")
         .wait_for("document.querySelectorAll('.floater').length > 0", WAIT)
         .await;

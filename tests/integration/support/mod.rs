@@ -130,10 +130,16 @@ pub fn binary() -> &'static str {
 impl RelayProcess {
     /// Starts the binary and waits for its `listening on` line.
     pub fn start(args: &[&str]) -> RelayProcess {
+        let mut command = Command::new(binary());
+        command.args(args).env("RUST_LOG", "info");
+        RelayProcess::start_command(command)
+    }
+
+    /// Starts `command` (the binary, or a wrapper that ends in `exec`ing it) and waits for
+    /// its `listening on` line. The data dir defaults to a fresh temp folder.
+    pub fn start_command(mut command: Command) -> RelayProcess {
         let data_dir = tempfile::tempdir().expect("temp dir");
-        let mut child = Command::new(binary())
-            .args(args)
-            .env("RUST_LOG", "info")
+        let mut child = command
             .env("TIKRELAY_DATA_DIR", data_dir.path())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -191,8 +197,14 @@ impl RelayProcess {
 
     /// Sends SIGINT (as Ctrl-C does) and waits for the exit code.
     pub fn interrupt(&mut self) -> Option<i32> {
+        self.signal("INT")
+    }
+
+    /// Sends the signal `name` (`INT`, `TERM`, `HUP`) and waits for the exit code (`None`
+    /// when the signal killed the process, or it did not end within [`WAIT`]).
+    pub fn signal(&mut self, name: &str) -> Option<i32> {
         let _ = Command::new("kill")
-            .args(["-INT", &self.child.id().to_string()])
+            .args([&format!("-{name}"), &self.child.id().to_string()])
             .status();
         let deadline = std::time::Instant::now() + WAIT;
         while std::time::Instant::now() < deadline {
@@ -294,6 +306,19 @@ pub async fn raw_get_status(addr: SocketAddr, path: &str) -> u16 {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| panic!("no status in {text:?}"))
+}
+
+/// The ids of the alerts waiting in `queue` (as `/api/queues` lists them, in play order), and
+/// the whole answer for messages.
+pub async fn pending_alert_ids(base: &str, queue: &str) -> (Vec<String>, Value) {
+    let q: Value = get_json(format!("{base}/api/queues")).await;
+    let ids = q["queues"][queue]["next"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no queue {queue} in {q}"))
+        .iter()
+        .map(|a| a["alert_id"].as_str().unwrap().to_string())
+        .collect();
+    (ids, q)
 }
 
 /// GETs a URL and parses the JSON answer.
