@@ -150,11 +150,11 @@ fn scan_nesting(text: &str) -> Result<(), CompileError> {
             };
             continue;
         }
-        if b[start..].starts_with(b"{{!--") {
-            if let Some(e) = find(b, start + 5, b"--}}") {
-                i = e + 4;
-                continue;
-            }
+        if b[start..].starts_with(b"{{!--")
+            && let Some(e) = find(b, start + 5, b"--}}")
+        {
+            i = e + 4;
+            continue;
         }
         if b[start..].starts_with(b"{{!") {
             i = find(b, start + 3, b"}}").map_or(b.len(), |e| e + 2);
@@ -434,10 +434,10 @@ pub fn check_partials(hb: &Handlebars<'_>) -> Vec<PartialProblem> {
     let mut done: HashMap<Node, usize> = HashMap::new();
     for start in edges.keys() {
         let mut path: Vec<(Node, Option<Include>)> = vec![(start.clone(), None)];
-        if let Err(p) = deepest(start, &edges, &callees, &mut done, &mut path) {
-            if !problems.contains(&p) {
-                problems.push(p);
-            }
+        if let Err(p) = deepest(start, &edges, &callees, &mut done, &mut path)
+            && !problems.contains(&p)
+        {
+            problems.push(p);
         }
     }
     problems
@@ -529,15 +529,15 @@ fn collect_includes(
                 }
             }
             TemplateElement::PartialExpression(dt) | TemplateElement::PartialBlock(dt) => {
-                if let Parameter::Name(callee) = &dt.name {
-                    if callee != "@partial-block" {
-                        edges.entry(node.clone()).or_default().push(Include {
-                            callee: callee.clone(),
-                            template: owner.to_string(),
-                            line: pos.map(|p| p.0),
-                            column: pos.map(|p| p.1),
-                        });
-                    }
+                if let Parameter::Name(callee) = &dt.name
+                    && callee != "@partial-block"
+                {
+                    edges.entry(node.clone()).or_default().push(Include {
+                        callee: callee.clone(),
+                        template: owner.to_string(),
+                        line: pos.map(|p| p.0),
+                        column: pos.map(|p| p.1),
+                    });
                 }
                 if let Some(inner) = &dt.template {
                     collect_includes(inner, owner, node, edges);
