@@ -483,7 +483,18 @@ fn deepest(
             path.push((callee.clone(), Some(inc.clone())));
             let below = deepest(&callee, edges, callees, done, path);
             path.pop();
-            most = most.max(below? + 1);
+            let below = below?;
+            // A chain found earlier (memoised) still counts from here.
+            if path.len() + below > MAX_PARTIAL_DEPTH {
+                let mut names: Vec<String> = path.iter().map(|(n, _)| show(n)).collect();
+                names.push(show(&callee));
+                names.push("…".into());
+                return Err(problem(format!(
+                    "partials nest more than {MAX_PARTIAL_DEPTH} deep ({})",
+                    names.join(" → ")
+                )));
+            }
+            most = most.max(below + 1);
         }
     }
     done.insert(node.clone(), most);

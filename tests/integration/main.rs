@@ -13,5 +13,6 @@ mod rcon;
 mod replay;
 mod themes_browser;
 mod themes_cli;
+mod themes_limits;
 mod themes_reload;
 mod triggers;
