@@ -646,6 +646,48 @@ mod tests {
     }
 
     #[test]
+    fn the_limit_guards_change_no_byte_of_the_builtin_pages() {
+        let reg = ThemeRegistry::load(ThemeSources::default());
+        let mut plain = Handlebars::new();
+        plain.register_helper("json", Box::new(json_helper));
+        let shared = BUILTIN_TEMPLATES.dirs().flat_map(|d| d.files());
+        for f in BUILTIN_TEMPLATES.files().chain(shared) {
+            if f.path().extension().is_some_and(|e| e == "hbs") {
+                let name = f.path().file_stem().unwrap().to_string_lossy();
+                plain
+                    .register_template_string(&name, f.contents_utf8().unwrap())
+                    .unwrap();
+            }
+        }
+        let theme = BUILTIN_OVERLAYS.get_dir("default").unwrap();
+        for f in theme.files() {
+            if f.path().extension().is_some_and(|e| e == "hbs") {
+                let page = f.path().file_stem().unwrap().to_string_lossy();
+                plain
+                    .register_template_string(
+                        &format!("default/{page}"),
+                        f.contents_utf8().unwrap(),
+                    )
+                    .unwrap();
+            }
+        }
+        let relay = json!({"ws_url": "/ws", "version": "1"});
+        for page in reg.pages() {
+            let checked = reg
+                .render_page("default", &page.page, &HashMap::new(), relay.clone())
+                .unwrap();
+            let theme = reg.theme("default").unwrap();
+            let (fields, _) = resolve_fields(&theme.manifest.fields, &HashMap::new());
+            let info = &theme.manifest.pages[&page.page];
+            let ctx = page_context("default", &page.page, info, fields, &[], relay.clone());
+            let unguarded = plain
+                .render(&page_template_name("default", &page.page), &ctx)
+                .unwrap();
+            assert_eq!(checked, unguarded, "{}", page.page);
+        }
+    }
+
+    #[test]
     fn the_builtin_theme_declares_every_page_with_a_size_and_description() {
         let reg = ThemeRegistry::load(ThemeSources::default());
         let pages: Vec<PageListing> = reg.pages();
