@@ -75,6 +75,30 @@ struct Roots {
     /// Set when the overlays folder is itself one theme.
     single_theme: Option<String>,
     templates: Option<PathBuf>,
+    /// Theme folders that are links (to a theme kept elsewhere): canonical target and theme
+    /// name. Links are not followed by the folder watch, so each target is watched itself.
+    linked: Vec<(PathBuf, String)>,
+}
+
+/// Theme folders in `overlays` that are links to folders outside it, as (target, name).
+fn linked_themes(overlays: &Path) -> Vec<(PathBuf, String)> {
+    let Ok(entries) = std::fs::read_dir(overlays) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_symlink()))
+        .filter_map(|e| {
+            let target = e.path().canonicalize().ok().filter(|t| t.is_dir())?;
+            // A link into (or around) the overlays folder is watched already, or would loop.
+            if target.starts_with(overlays) || overlays.starts_with(&target) {
+                return None;
+            }
+            let name = e.file_name().to_string_lossy().to_string();
+            (!name.starts_with('.')).then_some((target, name))
+        })
+        .take(super::MAX_THEMES)
+        .collect()
 }
 
 /// Starts watching the registry's folders (none when only built-in themes are served). Every
@@ -89,11 +113,17 @@ pub fn spawn(
         overlays: sources.overlays_dir.as_ref().map(canonical),
         single_theme: sources.single_theme(),
         templates: sources.templates_dir.as_ref().map(canonical),
+        linked: Vec::new(),
     };
+    let mut roots = roots;
+    if let (Some(overlays), None) = (&roots.overlays, &roots.single_theme) {
+        roots.linked = linked_themes(overlays);
+    }
     let dirs: Vec<PathBuf> = roots
         .overlays
         .iter()
         .chain(roots.templates.iter())
+        .chain(roots.linked.iter().map(|(target, _)| target))
         .cloned()
         .collect();
     if dirs.is_empty() {
@@ -288,6 +318,11 @@ fn locate(roots: &Roots, path: &Path) -> Option<(Option<String>, String)> {
     {
         return relevant(rel).then(|| (None, to_rel(rel)));
     }
+    for (target, name) in &roots.linked {
+        if let Ok(rel) = path.strip_prefix(target) {
+            return relevant(rel).then(|| (Some(name.clone()), to_rel(rel)));
+        }
+    }
     let rel = path.strip_prefix(roots.overlays.as_ref()?).ok()?;
     if let Some(name) = &roots.single_theme {
         return relevant(rel).then(|| (Some(name.clone()), to_rel(rel)));
@@ -363,6 +398,7 @@ mod tests {
             overlays: Some(PathBuf::from("/o")),
             single_theme: None,
             templates: Some(PathBuf::from("/t")),
+            linked: vec![(PathBuf::from("/elsewhere/kept"), "linked".into())],
         }
     }
 
@@ -379,6 +415,10 @@ mod tests {
             Some((Some("mine".into()), "images/a.svg".into()))
         );
         assert_eq!(loc("/t/layout.hbs"), Some((None, "layout.hbs".into())));
+        assert_eq!(
+            loc("/elsewhere/kept/chat.hbs"),
+            Some((Some("linked".into()), "chat.hbs".into()))
+        );
         assert_eq!(loc("/o/mine"), Some((Some("mine".into()), String::new())));
         for ignored in [
             "/o/mine/.style.css.swp",

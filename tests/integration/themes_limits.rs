@@ -411,3 +411,39 @@ async fn theme_page_and_file_names_with_spaces_and_accents_serve() {
     assert_eq!(status(relay.url("/overlays/no%20such/alerts")).await, 404);
     assert_serving(&mut relay).await;
 }
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_theme_folder_that_is_a_link_still_hot_reloads() {
+    let tmp = tempfile::tempdir().unwrap();
+    let kept = new_theme(tmp.path(), "kept-elsewhere");
+    let overlays = tmp.path().join("overlays");
+    std::fs::create_dir_all(&overlays).unwrap();
+    std::os::unix::fs::symlink(&kept, overlays.join("linked")).unwrap();
+    let mut relay = RelayProcess::start(&[
+        "--port",
+        "0",
+        "--overlays",
+        overlays.to_str().unwrap(),
+        "demo",
+        "--rate",
+        "0",
+    ]);
+    let mut ws = WsClient::connect(&relay.ws_url("/ws?types=-")).await;
+    assert_eq!(ws.next_json().await["type"], "hello");
+    assert_eq!(status(relay.url("/overlays/linked/chat")).await, 200);
+    std::fs::write(kept.join("chat.hbs"), page_text("<b>linked v2</b>")).unwrap();
+    let msg = next_change(&mut ws).await;
+    assert_eq!(
+        (&msg["type"], &msg["theme"], &msg["path"]),
+        (&json!("reload"), &json!("linked"), &json!("chat.hbs")),
+        "{msg}"
+    );
+    let res = http()
+        .get(relay.url("/overlays/linked/chat"))
+        .send()
+        .await
+        .unwrap();
+    assert!(res.text().await.unwrap().contains("<b>linked v2</b>"));
+    assert_serving(&mut relay).await;
+}
