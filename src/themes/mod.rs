@@ -10,8 +10,12 @@
 //! [`ThemeRegistry::reload`] re-reads the folders while the relay runs ([`watch`] calls it on
 //! every save). A template or `theme.json` that no longer loads keeps its last good version
 //! serving, per file, and is reported as a [`TemplateProblem`]; the others update at once.
+//! Reading the folders lives in `load`, and what a template may do (nesting, partial depth,
+//! the stack it renders on) in [`limits`], which the config's trigger texts use too.
 
 mod fields;
+pub mod limits;
+mod load;
 pub mod scaffold;
 pub mod watch;
 
@@ -26,12 +30,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 pub use fields::{FieldSpec, resolve_fields, validate_spec};
+pub use limits::compile_checked;
+use load::load_all;
+pub use load::{MAX_STATIC_FILE_BYTES, MAX_THEME_DEPTH, MAX_THEME_ENTRIES, MAX_THEMES};
 
 static BUILTIN_OVERLAYS: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/overlays");
 static BUILTIN_TEMPLATES: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/templates");
 
-/// Largest template or theme.json read from disk.
-const MAX_TEMPLATE_BYTES: u64 = 1024 * 1024;
 /// Field warnings kept for the dashboard (bad query values in overlay URLs).
 const FIELD_WARNINGS_KEPT: usize = 50;
 
@@ -242,13 +247,10 @@ impl ThemeRegistry {
         self.loaded.read().expect("themes lock").problems.clone()
     }
 
+    /// The theme called `name`, which may also be given as it appears in a URL path
+    /// (percent-encoded: `my%20theme`).
     pub fn theme(&self, name: &str) -> Option<Theme> {
-        self.loaded
-            .read()
-            .expect("themes lock")
-            .themes
-            .get(name)
-            .cloned()
+        find_theme(&self.loaded.read().expect("themes lock").themes, name).cloned()
     }
 
     /// Every page of every theme, for the dashboard.
@@ -260,7 +262,11 @@ impl ThemeRegistry {
                 out.push(PageListing {
                     theme: theme.name.clone(),
                     page: page.clone(),
-                    path: format!("/overlays/{}/{}", theme.name, page),
+                    path: format!(
+                        "/overlays/{}/{}",
+                        url_segment(&theme.name),
+                        url_segment(page)
+                    ),
                     width: info.width,
                     height: info.height,
                     description: info.description.clone(),
@@ -279,10 +285,9 @@ impl ThemeRegistry {
         relay: Value,
     ) -> Result<String, ThemeError> {
         let loaded = self.loaded.read().expect("themes lock");
-        let theme = loaded
-            .themes
-            .get(theme_name)
+        let theme = find_theme(&loaded.themes, theme_name)
             .ok_or_else(|| ThemeError::NoTheme(theme_name.into()))?;
+        let theme_name = theme.name.as_str();
         let info = theme
             .manifest
             .pages
@@ -307,9 +312,7 @@ impl ThemeRegistry {
             }
         }
         let ctx = page_context(theme_name, page, info, fields, &warnings, relay);
-        loaded
-            .hb
-            .render(&page_template_name(theme_name, page), &ctx)
+        limits::render(&loaded.hb, &page_template_name(theme_name, page), &ctx)
             .map_err(|e| ThemeError::Render(format!("{theme_name}/{page}.hbs: {e}")))
     }
 
@@ -326,9 +329,7 @@ impl ThemeRegistry {
     /// Renders a shared template (the dashboard) with `ctx`.
     pub fn render_shared(&self, name: &str, ctx: &Value) -> Result<String, ThemeError> {
         let loaded = self.loaded.read().expect("themes lock");
-        loaded
-            .hb
-            .render(name, ctx)
+        limits::render(&loaded.hb, name, ctx)
             .map_err(|e| ThemeError::Render(format!("{name}.hbs: {e}")))
     }
 
@@ -352,10 +353,43 @@ impl ThemeRegistry {
                 if !full.starts_with(&root) || !full.is_file() {
                     return None;
                 }
+                let size = std::fs::metadata(&full).ok()?.len();
+                if size > MAX_STATIC_FILE_BYTES {
+                    tracing::warn!(
+                        "{}: {size} bytes, over the {MAX_STATIC_FILE_BYTES}-byte limit for theme files; not served",
+                        full.display()
+                    );
+                    return None;
+                }
                 std::fs::read(full).ok().map(|b| (Cow::Owned(b), mime))
             }
         }
     }
+}
+
+/// Looks a theme up by its folder name, or by the name as a URL path carries it: the router
+/// hands over path segments as sent, so `my theme` arrives as `my%20theme`. The exact name is
+/// tried first, so a router that decodes first works the same.
+fn find_theme<'a>(themes: &'a BTreeMap<String, Theme>, name: &str) -> Option<&'a Theme> {
+    themes.get(name).or_else(|| {
+        let decoded = percent_encoding::percent_decode_str(name)
+            .decode_utf8()
+            .ok()?;
+        themes.get(decoded.as_ref())
+    })
+}
+
+/// Characters left as they are in a URL path segment (RFC 3986 unreserved); the rest is
+/// percent-encoded, so theme and page names with spaces or accents give working URLs.
+const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+/// `name` as one URL path segment.
+pub fn url_segment(name: &str) -> String {
+    percent_encoding::utf8_percent_encode(name, SEGMENT).to_string()
 }
 
 /// The render context of a page (DESIGN.md "Theme folders").
@@ -386,45 +420,6 @@ fn page_context(
         "relay": relay,
         "page_config": page_config,
     })
-}
-
-/// Renders every page of `theme` with its default fields; a page that compiles but cannot
-/// render (a missing partial, a helper error) is a problem too. With a previous registry, such
-/// a page goes back to its last good version.
-fn check_renders(
-    hb: &mut Handlebars<'static>,
-    previous: Option<&Loaded>,
-    theme: &str,
-    manifest: &Manifest,
-    problems: &mut Vec<TemplateProblem>,
-) {
-    let (fields, _) = resolve_fields(&manifest.fields, &HashMap::new());
-    let relay = json!({"ws_url": "/ws", "version": env!("CARGO_PKG_VERSION")});
-    for (page, info) in &manifest.pages {
-        let name = page_template_name(theme, page);
-        let file = format!("{page}.hbs");
-        if problems.iter().any(|p| p.theme == theme && p.file == file) {
-            continue;
-        }
-        let ctx = page_context(theme, page, info, fields.clone(), &[], relay.clone());
-        if let Err(e) = hb.render(&name, &ctx) {
-            let mut p = problem(theme, &file, &e.reason().to_string());
-            p.line = e.line_no;
-            p.column = e.column_no;
-            if e.template_name.as_deref().is_some_and(|t| t != name) {
-                p.message = format!(
-                    "{} (in {})",
-                    p.message,
-                    e.template_name.as_deref().unwrap_or("")
-                );
-            }
-            if let Some(last_good) = previous.and_then(|p| p.hb.get_template(&name)) {
-                hb.register_template(&name, last_good.clone());
-                p.serving_last_good = true;
-            }
-            problems.push(p);
-        }
-    }
 }
 
 fn page_template_name(theme: &str, page: &str) -> String {
@@ -469,83 +464,11 @@ fn mime_for(path: &Path) -> &'static str {
     }
 }
 
-/// A file of a theme or template set, wherever it lives.
-struct SourceFile {
-    /// Path relative to its root, with `/`.
-    rel: String,
-    text: Result<String, String>,
-}
-
-fn builtin_files(dir: &'static Dir<'static>) -> Vec<SourceFile> {
-    let mut out = Vec::new();
-    collect_builtin(dir, dir.path(), &mut out);
-    out
-}
-
-fn collect_builtin(dir: &'static Dir<'static>, root: &Path, out: &mut Vec<SourceFile>) {
-    for f in dir.files() {
-        let rel = f.path().strip_prefix(root).unwrap_or(f.path());
-        let is_text = matches!(
-            rel.extension().and_then(|e| e.to_str()),
-            Some("hbs" | "json")
-        );
-        if is_text {
-            out.push(SourceFile {
-                rel: rel.to_string_lossy().replace('\\', "/"),
-                text: f
-                    .contents_utf8()
-                    .map(str::to_string)
-                    .ok_or_else(|| "not UTF-8".to_string()),
-            });
-        }
-    }
-    for d in dir.dirs() {
-        collect_builtin(d, root, out);
-    }
-}
-
-fn folder_files(root: &Path) -> Vec<SourceFile> {
-    let mut out = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                stack.push(path);
-                continue;
-            }
-            let is_text = matches!(
-                path.extension().and_then(|e| e.to_str()),
-                Some("hbs" | "json")
-            );
-            if !is_text {
-                continue;
-            }
-            let rel = path
-                .strip_prefix(root)
-                .unwrap_or(&path)
-                .to_string_lossy()
-                .replace('\\', "/");
-            let text = match entry.metadata() {
-                Ok(m) if m.len() > MAX_TEMPLATE_BYTES => {
-                    Err(format!("file is over the {MAX_TEMPLATE_BYTES}-byte limit"))
-                }
-                _ => std::fs::read_to_string(&path).map_err(|e| e.to_string()),
-            };
-            out.push(SourceFile { rel, text });
-        }
-    }
-    out.sort_by(|a, b| a.rel.cmp(&b.rel));
-    out
-}
-
 fn new_handlebars() -> Handlebars<'static> {
     let mut hb = Handlebars::new();
     // Escaping stays on (the default): viewer text is never markup.
     hb.register_helper("json", Box::new(json_helper));
+    limits::register_guard(&mut hb);
     hb
 }
 
@@ -571,258 +494,6 @@ pub fn script_safe_json(value: &Value) -> String {
         .replace('&', "\\u0026")
         .replace('\u{2028}', "\\u2028")
         .replace('\u{2029}', "\\u2029")
-}
-
-/// Handlebars answers a syntax error with the whole list of tokens its grammar expected; say
-/// what usually causes it instead.
-fn readable_reason(reason: &str) -> String {
-    if reason.starts_with("invalid handlebars syntax") && reason.contains("expected escape") {
-        "invalid handlebars syntax: a {{#block}} without its {{/block}}, or a stray {{ or }}".into()
-    } else {
-        reason.into()
-    }
-}
-
-/// Registers a template; when it does not compile, records the problem and keeps the previous
-/// registry's version of it (if there was one) serving.
-fn register(
-    hb: &mut Handlebars<'static>,
-    previous: Option<&Loaded>,
-    name: &str,
-    text: &Result<String, String>,
-    mut on_error: TemplateProblem,
-    problems: &mut Vec<TemplateProblem>,
-) {
-    let failed = match text {
-        // An empty page is what an editor that truncates before writing leaves for an
-        // instant; serving it would strand open pages (no relay.js, so no later reload).
-        // Partials may be empty on purpose.
-        Ok(text) if text.trim().is_empty() && !on_error.file.starts_with("partials/") => {
-            on_error.message = "the file is empty".into();
-            on_error
-        }
-        Ok(text) => match hb.register_template_string(name, text) {
-            Ok(()) => return,
-            Err(e) => {
-                on_error.line = e.pos().map(|p| p.0);
-                on_error.column = e.pos().map(|p| p.1);
-                on_error.message = readable_reason(&e.reason().to_string());
-                on_error
-            }
-        },
-        Err(e) => {
-            on_error.message = e.clone();
-            on_error
-        }
-    };
-    let mut failed = failed;
-    if let Some(last_good) = previous.and_then(|p| p.hb.get_template(name)) {
-        hb.register_template(name, last_good.clone());
-        failed.serving_last_good = true;
-    }
-    problems.push(failed);
-}
-
-fn load_all(sources: &ThemeSources, previous: Option<&Loaded>) -> Loaded {
-    let mut hb = new_handlebars();
-    let mut problems = Vec::new();
-
-    let template_files = match &sources.templates_dir {
-        Some(dir) => folder_files(dir),
-        None => builtin_files(&BUILTIN_TEMPLATES),
-    };
-    for f in template_files {
-        let Some(stem) = f.rel.strip_suffix(".hbs") else {
-            continue;
-        };
-        let name = stem.strip_prefix("partials/").unwrap_or(stem);
-        register(
-            &mut hb,
-            previous,
-            name,
-            &f.text,
-            problem("templates", &f.rel, ""),
-            &mut problems,
-        );
-    }
-
-    let mut themes: BTreeMap<String, (Origin, Vec<SourceFile>)> = BTreeMap::new();
-    for d in BUILTIN_OVERLAYS.dirs() {
-        let name = d.path().to_string_lossy().to_string();
-        themes.insert(name, (Origin::Builtin(d), builtin_files(d)));
-    }
-    if let (Some(dir), Some(name)) = (&sources.overlays_dir, sources.single_theme()) {
-        let files = folder_files(dir);
-        themes.insert(name, (Origin::Folder(dir.clone()), files));
-    } else if let Some(dir) = &sources.overlays_dir {
-        match std::fs::read_dir(dir) {
-            Ok(entries) => {
-                for entry in entries.flatten() {
-                    let path = entry.path();
-                    if !path.is_dir() {
-                        continue;
-                    }
-                    let name = entry.file_name().to_string_lossy().to_string();
-                    if name.starts_with('.') {
-                        continue;
-                    }
-                    let files = folder_files(&path);
-                    // A folder with neither theme.json nor templates is not a theme (notes,
-                    // assets): skip it quietly instead of reporting it.
-                    if !files
-                        .iter()
-                        .any(|f| f.rel == "theme.json" || f.rel.ends_with(".hbs"))
-                    {
-                        tracing::debug!("{} is not a theme (no theme.json)", path.display());
-                        continue;
-                    }
-                    themes.insert(name, (Origin::Folder(path), files));
-                }
-            }
-            Err(e) => problems.push(problem(
-                &dir.display().to_string(),
-                "",
-                &format!("cannot read the overlays folder: {e}"),
-            )),
-        }
-    }
-
-    let mut loaded_themes = BTreeMap::new();
-    for (name, (origin, files)) in themes {
-        let manifest = match load_manifest(&name, &files, &mut problems) {
-            Some(m) => m,
-            None => {
-                // theme.json does not load: the theme keeps serving as it last loaded.
-                if let Some(old) = previous.and_then(|p| p.themes.get(&name)) {
-                    if let Some(last) = problems.last_mut() {
-                        last.serving_last_good = true;
-                    }
-                    let prefix = format!("{name}/");
-                    let old_templates = &previous.expect("previous theme").hb;
-                    for (tpl_name, tpl) in old_templates.get_templates() {
-                        if tpl_name.starts_with(&prefix) {
-                            hb.register_template(tpl_name, tpl.clone());
-                        }
-                    }
-                    loaded_themes.insert(name, old.clone());
-                }
-                continue;
-            }
-        };
-        let mut manifest = manifest;
-        for f in &files {
-            let Some(page) = f.rel.strip_suffix(".hbs") else {
-                continue;
-            };
-            if page.contains('/') {
-                continue;
-            }
-            register(
-                &mut hb,
-                previous,
-                &page_template_name(&name, page),
-                &f.text,
-                problem(&name, &f.rel, ""),
-                &mut problems,
-            );
-            // A page template without an entry in theme.json still serves, at 1920x1080.
-            manifest.pages.entry(page.to_string()).or_insert(PageInfo {
-                width: default_width(),
-                height: default_height(),
-                description: String::new(),
-            });
-        }
-        // Pages listed in theme.json without a template cannot render.
-        manifest
-            .pages
-            .retain(|page, _| hb.has_template(&page_template_name(&name, page)));
-        check_renders(&mut hb, previous, &name, &manifest, &mut problems);
-        loaded_themes.insert(
-            name.clone(),
-            Theme {
-                name,
-                manifest,
-                origin,
-            },
-        );
-    }
-    Loaded {
-        hb,
-        themes: loaded_themes,
-        problems,
-    }
-}
-
-/// Parses and checks a theme's `theme.json`. `None` (with a problem recorded) when it cannot
-/// be used at all; fields with a bad declaration are reported and dropped.
-fn load_manifest(
-    name: &str,
-    files: &[SourceFile],
-    problems: &mut Vec<TemplateProblem>,
-) -> Option<Manifest> {
-    let text = match files.iter().find(|f| f.rel == "theme.json") {
-        Some(SourceFile { text: Ok(text), .. }) => text,
-        Some(SourceFile { text: Err(e), .. }) => {
-            problems.push(problem(name, "theme.json", e));
-            return None;
-        }
-        None => {
-            problems.push(problem(
-                name,
-                "theme.json",
-                "missing: every theme needs a theme.json (copy one with `tikrelay theme new`)",
-            ));
-            return None;
-        }
-    };
-    let mut manifest = match serde_json::from_str::<Manifest>(text) {
-        Ok(m) => m,
-        Err(e) => {
-            problems.push(TemplateProblem {
-                theme: name.into(),
-                file: "theme.json".into(),
-                line: Some(e.line()),
-                column: Some(e.column()),
-                message: e.to_string(),
-                serving_last_good: false,
-            });
-            return None;
-        }
-    };
-    manifest
-        .fields
-        .retain(|field, spec| match validate_spec(spec) {
-            Ok(()) => true,
-            Err(why) => {
-                // serde_json does not keep positions; the key's first occurrence is close enough.
-                let needle = format!("\"{field}\"");
-                let line = text
-                    .lines()
-                    .position(|l| l.contains(&needle))
-                    .map(|i| i + 1);
-                problems.push(TemplateProblem {
-                    theme: name.into(),
-                    file: "theme.json".into(),
-                    line,
-                    column: None,
-                    message: format!("field {field:?}: {why}; the field is left out"),
-                    serving_last_good: false,
-                });
-                false
-            }
-        });
-    Some(manifest)
-}
-
-fn problem(theme: &str, file: &str, message: &str) -> TemplateProblem {
-    TemplateProblem {
-        theme: theme.into(),
-        file: file.into(),
-        line: None,
-        column: None,
-        message: message.into(),
-        serving_last_good: false,
-    }
 }
 
 #[cfg(test)]
@@ -972,6 +643,48 @@ mod tests {
             problems[0].message
         );
         assert!(!reg.fields()["mine"].contains_key("chat_max"));
+    }
+
+    #[test]
+    fn the_limit_guards_change_no_byte_of_the_builtin_pages() {
+        let reg = ThemeRegistry::load(ThemeSources::default());
+        let mut plain = Handlebars::new();
+        plain.register_helper("json", Box::new(json_helper));
+        let shared = BUILTIN_TEMPLATES.dirs().flat_map(|d| d.files());
+        for f in BUILTIN_TEMPLATES.files().chain(shared) {
+            if f.path().extension().is_some_and(|e| e == "hbs") {
+                let name = f.path().file_stem().unwrap().to_string_lossy();
+                plain
+                    .register_template_string(&name, f.contents_utf8().unwrap())
+                    .unwrap();
+            }
+        }
+        let theme = BUILTIN_OVERLAYS.get_dir("default").unwrap();
+        for f in theme.files() {
+            if f.path().extension().is_some_and(|e| e == "hbs") {
+                let page = f.path().file_stem().unwrap().to_string_lossy();
+                plain
+                    .register_template_string(
+                        &format!("default/{page}"),
+                        f.contents_utf8().unwrap(),
+                    )
+                    .unwrap();
+            }
+        }
+        let relay = json!({"ws_url": "/ws", "version": "1"});
+        for page in reg.pages() {
+            let checked = reg
+                .render_page("default", &page.page, &HashMap::new(), relay.clone())
+                .unwrap();
+            let theme = reg.theme("default").unwrap();
+            let (fields, _) = resolve_fields(&theme.manifest.fields, &HashMap::new());
+            let info = &theme.manifest.pages[&page.page];
+            let ctx = page_context("default", &page.page, info, fields, &[], relay.clone());
+            let unguarded = plain
+                .render(&page_template_name("default", &page.page), &ctx)
+                .unwrap();
+            assert_eq!(checked, unguarded, "{}", page.page);
+        }
     }
 
     #[test]

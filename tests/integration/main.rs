@@ -18,5 +18,6 @@ mod signals;
 mod streamerbot;
 mod themes_browser;
 mod themes_cli;
+mod themes_limits;
 mod themes_reload;
 mod triggers;
