@@ -145,6 +145,8 @@ pub struct Trigger {
     /// Template names of the RCON commands, run in this order.
     pub rcon: Vec<String>,
     pub webhook: Option<WebhookAction>,
+    /// OBS scene, source or text action (see [`crate::obs`]).
+    pub obs: Option<crate::obs::ObsAction>,
 }
 
 /// The RCON server. `Debug` hides the password.
@@ -212,6 +214,8 @@ pub struct Config {
     pub rcon: Option<RconSettings>,
     pub webhooks: WebhookSettings,
     pub goals: Goals,
+    /// Where OBS's websocket server is: `[obs]`, or OBS's defaults.
+    pub obs: crate::obs::ObsSettings,
     /// Alert texts and RCON commands: rendered raw (no HTML escaping; pages insert text with
     /// textContent, and RCON context strings are made safe before rendering).
     pub text_templates: Handlebars<'static>,
@@ -229,6 +233,7 @@ impl fmt::Debug for Config {
             .field("rcon", &self.rcon)
             .field("webhooks", &self.webhooks)
             .field("goals", &self.goals)
+            .field("obs", &self.obs)
             .finish_non_exhaustive()
     }
 }
@@ -246,6 +251,7 @@ struct RawConfig {
     webhooks: Option<RawWebhooks>,
     #[serde(default)]
     goals: Goals,
+    obs: Option<crate::obs::config::RawObs>,
 }
 
 #[derive(Deserialize)]
@@ -273,6 +279,7 @@ struct RawTrigger {
     alert: Option<Spanned<RawAlert>>,
     rcon: Option<Vec<Spanned<String>>>,
     webhook: Option<RawWebhook>,
+    obs: Option<Spanned<crate::obs::config::RawObsAction>>,
 }
 
 #[derive(Deserialize)]
@@ -376,6 +383,7 @@ impl Config {
             rcon: None,
             webhooks: WebhookSettings::default(),
             goals: raw.goals,
+            obs: crate::obs::ObsSettings::default(),
             text_templates: text_registry(),
             json_templates: json_registry(),
         };
@@ -438,6 +446,8 @@ impl Config {
                 timeout: Duration::from_millis(r.timeout_ms.unwrap_or(5000).max(100)),
             });
         }
+        config.obs =
+            crate::obs::config::settings(raw.obs).map_err(|e| cx.err(e.span, e.message))?;
         if let Some(w) = raw.webhooks {
             let d = WebhookSettings::default();
             config.webhooks = WebhookSettings {
@@ -699,11 +709,30 @@ impl Config {
                 })
             }
         };
-        if alert.is_none() && rcon.is_empty() && webhook.is_none() {
+        let obs = match t.obs {
+            None => None,
+            Some(raw) => {
+                let (mut action, text) = crate::obs::config::action(raw, |d| {
+                    duration_ms(cx, d).map_err(|_| crate::obs::config::Invalid {
+                        span: d.span(),
+                        message: "durations are milliseconds between 100 and 600000 (10 minutes)"
+                            .into(),
+                    })
+                })
+                .map_err(|e| cx.err(e.span, e.message))?;
+                if let (crate::obs::ObsAction::Text { template, .. }, Some(text)) =
+                    (&mut action, &text)
+                {
+                    *template = self.template(cx, format!("{key}.obs.text"), text, false)?;
+                }
+                Some(action)
+            }
+        };
+        if alert.is_none() && rcon.is_empty() && webhook.is_none() && obs.is_none() {
             return Err(cx.err(
                 span,
                 format!(
-                    "trigger {name:?} does nothing: give it an alert, rcon commands or a webhook"
+                    "trigger {name:?} does nothing: give it an alert, rcon commands, a webhook or an obs action"
                 ),
             ));
         }
@@ -723,6 +752,7 @@ impl Config {
             alert,
             rcon,
             webhook,
+            obs,
         })
     }
 }

@@ -1,5 +1,5 @@
 //! Triggers: what the streamer configured to happen when an event arrives, and the workers that
-//! run the actions (Minecraft RCON in [`rcon`], webhooks in [`webhook`]).
+//! run the actions (Minecraft RCON in [`rcon`], webhooks in [`webhook`], OBS in [`crate::obs`]).
 //!
 //! # Hook-up
 //! The engine is the hub's event hook: the pipeline task calls it synchronously for every
@@ -59,6 +59,7 @@ pub struct TriggerEngine {
     alerts: Arc<AlertQueues>,
     rcon: Option<RconHandle>,
     webhooks: Option<WebhookHandle>,
+    obs: Option<crate::obs::ObsHandle>,
     /// Room like total seen so far, for `every_likes`.
     like_total: Option<u64>,
 }
@@ -80,8 +81,15 @@ impl TriggerEngine {
             alerts,
             rcon,
             webhooks,
+            obs: None,
             like_total: None,
         }
+    }
+
+    /// Runs OBS actions through `obs` (without it they are logged and skipped).
+    pub fn with_obs(mut self, obs: Option<crate::obs::ObsHandle>) -> TriggerEngine {
+        self.obs = obs;
+        self
     }
 
     /// Runs every trigger that matches `event`; returns how many fired.
@@ -210,6 +218,19 @@ impl TriggerEngine {
                     }
                 }
                 None => tracing::warn!(trigger = trigger.name, "no RCON worker runs"),
+            }
+        }
+        if let Some(action) = &trigger.obs {
+            // Once per firing, also with per_unit: a scene switch five times over is one switch.
+            match &self.obs {
+                Some(obs) => {
+                    let mut ctx = context(event, trigger, units, 1, false);
+                    crate::obs::plain_text_context(&mut ctx);
+                    if let Some(cmd) = action.command(|t| render(&config.text_templates, t, &ctx)) {
+                        obs.send(cmd, &trigger.name);
+                    }
+                }
+                None => tracing::warn!(trigger = trigger.name, "no OBS worker runs"),
             }
         }
         if let (Some(hook), Some(worker)) = (&trigger.webhook, &self.webhooks) {
@@ -416,10 +437,14 @@ pub fn start(config: Arc<Config>, hub: &Arc<Hub>, data: Option<DataDir>) -> Arc<
         .iter()
         .any(|t| t.webhook.is_some())
         .then(|| webhook::spawn_worker(config.webhooks.clone()));
+    let obs =
+        config.triggers.iter().any(|t| t.obs.is_some()).then(|| {
+            crate::obs::spawn_worker(crate::obs::ObsWorkerConfig::new(config.obs.clone()))
+        });
     let engine = Arc::new(Engine {
         alerts: alerts.clone(),
         saver,
-        triggers: Mutex::new(TriggerEngine::new(config, alerts, rcon, webhooks)),
+        triggers: Mutex::new(TriggerEngine::new(config, alerts, rcon, webhooks).with_obs(obs)),
     });
     hub.set_event_hook(engine.clone());
     engine
