@@ -146,6 +146,9 @@ impl From<ObsError> for StepError {
 
 impl Worker {
     async fn run(mut self) {
+        // Connect at once: the first action then pays no handshake, and a closed OBS or a
+        // wrong password shows in the log at start, not at the first follow.
+        self.ensure_connected().await;
         loop {
             let deadline = self.holds.next_deadline();
             tokio::select! {

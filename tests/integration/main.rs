@@ -9,6 +9,8 @@ mod alerts_page;
 mod demo_e2e;
 mod live;
 mod normalise;
+mod obs;
+mod obs_faults;
 mod rcon;
 mod replay;
 mod themes_browser;
