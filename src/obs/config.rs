@@ -64,7 +64,9 @@ pub fn settings(raw: Option<RawObs>) -> Result<ObsSettings, Invalid> {
         None => DEFAULT_HOST.to_string(),
         Some(h) => {
             let host = h.get_ref().trim();
-            if host.is_empty() || host.contains(['/', ' ']) {
+            let bare = host.trim_start_matches('[').trim_end_matches(']');
+            let port_inside = bare.contains(':') && bare.parse::<std::net::Ipv6Addr>().is_err();
+            if host.is_empty() || host.contains(['/', ' ']) || port_inside {
                 return Err(invalid(
                     h.span(),
                     format!(
@@ -205,4 +207,123 @@ pub fn action(
         },
         None,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{Config, ConfigError};
+    use crate::obs::ObsAction;
+    use std::time::Duration;
+
+    fn invalid(text: &str) -> (usize, usize, String) {
+        match Config::parse(text, "t.toml") {
+            Err(ConfigError::Invalid {
+                line,
+                column,
+                message,
+                ..
+            }) => (line, column, message),
+            Err(e) => panic!("unexpected {e}"),
+            Ok(_) => panic!("config accepted:\n{text}"),
+        }
+    }
+
+    #[test]
+    fn the_three_action_forms_and_the_obs_table_parse() {
+        let c = Config::parse(
+            r#"
+[obs]
+host = "192.168.1.20"
+port = 4456
+password = "secret-obs-pw"
+[[trigger]]
+on = "follow"
+obs = { scene = "Boss fight", for_ms = 10000 }
+[[trigger]]
+on = "share"
+obs = { source = "Confetti", scene = "Main", show_ms = 5000 }
+[[trigger]]
+on = "follow"
+obs = { text_source = "Last follower", text = "{{user.nickname}}" }
+[[trigger]]
+on = "gift"
+obs = { scene = "Ending" }
+"#,
+            "t.toml",
+        )
+        .unwrap();
+        assert_eq!(c.obs.addr(), "192.168.1.20:4456");
+        assert!(!format!("{c:?}").contains("secret-obs-pw"));
+        assert_eq!(
+            c.triggers[0].obs,
+            Some(ObsAction::Scene {
+                scene: "Boss fight".into(),
+                hold: Some(Duration::from_secs(10))
+            })
+        );
+        assert_eq!(
+            c.triggers[1].obs,
+            Some(ObsAction::Source {
+                source: "Confetti".into(),
+                scene: Some("Main".into()),
+                show_for: Some(Duration::from_secs(5))
+            })
+        );
+        match &c.triggers[2].obs {
+            Some(ObsAction::Text { input, template }) => {
+                assert_eq!(input, "Last follower");
+                assert!(c.text_templates.has_template(template), "{template}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            c.triggers[3].obs,
+            Some(ObsAction::Scene {
+                scene: "Ending".into(),
+                hold: None
+            })
+        );
+        let defaults = Config::parse("", "t.toml").unwrap();
+        assert_eq!(defaults.obs.addr(), "127.0.0.1:4455");
+    }
+
+    #[test]
+    fn mistakes_name_line_and_column() {
+        let t = |action: &str| format!("[[trigger]]\non = \"follow\"\nobs = {action}\n");
+        let (l, c, m) = invalid(&t(r#"{ scene = "X", show_ms = 5000 }"#));
+        assert_eq!((l, c), (3, 32), "{m}");
+        assert!(m.contains("show_ms") && m.contains("source"), "{m}");
+
+        let (l, c, m) = invalid(&t(r#"{ scene = "X", for_ms = 50 }"#));
+        assert_eq!((l, c), (3, 31), "{m}");
+        assert!(m.contains("between 100 and 600000"), "{m}");
+
+        let (l, _, m) = invalid(&t(r#"{ text_source = "T" }"#));
+        assert_eq!(l, 3);
+        assert!(m.contains("needs the text"), "{m}");
+
+        let (l, _, m) = invalid(&t("{ }"));
+        assert_eq!(l, 3);
+        assert!(m.contains("does nothing"), "{m}");
+
+        let (l, c, m) = invalid(&t(r#"{ scene = " " }"#));
+        assert_eq!((l, c), (3, 17), "{m}");
+        assert!(m.contains("empty"), "{m}");
+
+        let (l, _, m) = invalid(&t(r#"{ scene = "X", for = 10 }"#));
+        assert_eq!(l, 3);
+        assert!(m.contains("for"), "{m}");
+
+        let (l, c, m) = invalid(&t(r#"{ text_source = "T", text = "{{#if}}" }"#));
+        assert_eq!((l, c), (3, 35), "{m}");
+        assert!(m.contains("template"), "{m}");
+
+        let (l, c, m) = invalid("[obs]\nport = 70000\n");
+        assert_eq!((l, c), (2, 8), "{m}");
+        assert!(m.contains("65535"), "{m}");
+
+        let (l, c, m) = invalid("[obs]\nhost = \"127.0.0.1:4455\"\n");
+        assert_eq!((l, c), (2, 8), "{m}");
+        assert!(m.contains("port"), "{m}");
+    }
 }

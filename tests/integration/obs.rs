@@ -102,7 +102,10 @@ async fn overlapping_timed_switches_return_in_order_to_the_scene_before_the_firs
     let t0 = Instant::now();
     post_event(&relay, json!({"type": "share"})).await;
     let mut seen = vec![scene_change(&mut events).await];
-    eprintln!("measured: share posted -> OBS scene switched in {:?}", t0.elapsed());
+    eprintln!(
+        "measured: share posted -> OBS scene switched in {:?}",
+        t0.elapsed()
+    );
     for _ in 0..2 {
         seen.push(scene_change(&mut events).await);
     }

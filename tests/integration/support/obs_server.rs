@@ -17,6 +17,7 @@ use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
@@ -43,6 +44,13 @@ pub struct State {
     pub switches: Mutex<Vec<String>>,
     behaviour: Mutex<Behaviour>,
     connections: Mutex<usize>,
+}
+
+impl State {
+    /// Makes the next request of `request_type` drop the connection again.
+    pub fn behaviour_drop_on(&self, request_type: &str) {
+        self.behaviour.lock().unwrap().drop_on = Some(request_type.to_string());
+    }
 }
 
 pub struct FakeObs {
@@ -112,7 +120,17 @@ fn auth(password: &str, salt: &str, challenge: &str) -> String {
 }
 
 async fn serve(tcp: tokio::net::TcpStream, n: usize, password: &str, st: Arc<State>) {
-    let Ok(mut ws) = tokio_tungstenite::accept_async(tcp).await else {
+    // OBS answers the subprotocol the client offers, and clients check that it does. (The
+    // error type is tungstenite's, not ours to shrink.)
+    #[allow(clippy::result_large_err)]
+    let echo = |req: &Request, mut resp: Response| {
+        if let Some(p) = req.headers().get("Sec-WebSocket-Protocol") {
+            resp.headers_mut()
+                .insert("Sec-WebSocket-Protocol", p.clone());
+        }
+        Ok(resp)
+    };
+    let Ok(mut ws) = tokio_tungstenite::accept_hdr_async(tcp, echo).await else {
         return;
     };
     let (salt, challenge) = (format!("salt{n}="), format!("challenge{n}="));
@@ -178,6 +196,12 @@ async fn serve(tcp: tokio::net::TcpStream, n: usize, password: &str, st: Arc<Sta
                 for r in d["requests"].as_array().cloned().unwrap_or_default() {
                     let rt = r["requestType"].as_str().unwrap_or("").to_string();
                     st.log.lock().unwrap().push((n, 6, rt.clone()));
+                    let drop_here =
+                        st.behaviour.lock().unwrap().drop_on.as_deref() == Some(rt.as_str());
+                    if drop_here {
+                        st.behaviour.lock().unwrap().drop_on = None;
+                        return;
+                    }
                     if st.behaviour.lock().unwrap().never_answer.as_deref() == Some(rt.as_str()) {
                         results.clear();
                         break;
