@@ -44,7 +44,7 @@ pub struct ItemHold {
 }
 
 /// What the worker must remember between actions.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Holds {
     scene: Option<SceneHold>,
     items: HashMap<ItemKey, ItemHold>,

@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::client::{BatchRequest, ObsClient, ObsError};
+use super::client::{ObsClient, ObsError};
 use super::holds::{Holds, ItemKey};
 use super::{ObsCommand, ObsSettings};
 
@@ -111,6 +111,7 @@ pub fn spawn_worker(config: ObsWorkerConfig) -> ObsHandle {
         rx,
         conn: None,
         holds: Holds::default(),
+        memo: None,
     };
     tokio::spawn(worker.run());
     ObsHandle {
@@ -125,6 +126,13 @@ struct Worker {
     conn: Option<ObsClient>,
     backoff: Duration,
     holds: Holds,
+    /// What the command being run read from OBS before changing it, kept for its retries.
+    memo: Option<Memo>,
+}
+
+enum Memo {
+    Before(String),
+    WasEnabled(bool),
 }
 
 /// What a step needs from OBS that failed.
@@ -180,6 +188,7 @@ impl Worker {
 
     /// Runs one command (or, with `None`, the due switch-backs), reconnecting as needed.
     async fn attempt(&mut self, what: &str, command: Option<ObsCommand>) {
+        self.memo = None;
         let mut attempts = 0;
         loop {
             let fresh = self.ensure_connected().await;
@@ -263,28 +272,20 @@ impl Worker {
     async fn execute(&mut self, command: &ObsCommand) -> Result<(), StepError> {
         match command {
             ObsCommand::Scene { scene, hold } => {
-                // One batch: what is live now (to return to) and the switch, back to back.
-                let results = self
-                    .client()?
-                    .batch(
-                        &[
-                            BatchRequest::new("GetCurrentProgramScene", Value::Null),
-                            BatchRequest::new(
-                                "SetCurrentProgramScene",
-                                json!({"sceneName": scene}),
-                            ),
-                        ],
-                        true,
-                    )
+                // What was live before, read once per command: if the connection breaks after
+                // OBS switched but before it answered, the retry must not take the new scene
+                // for the one to return to.
+                let before = match &self.memo {
+                    Some(Memo::Before(b)) => b.clone(),
+                    _ => {
+                        let b = self.current_scene().await?;
+                        self.memo = Some(Memo::Before(b.clone()));
+                        b
+                    }
+                };
+                self.client()?
+                    .request("SetCurrentProgramScene", json!({"sceneName": scene}))
                     .await?;
-                let mut results = results.into_iter();
-                let before = results
-                    .next()
-                    .ok_or_else(|| ObsError::Protocol("an empty batch answer".into()))??;
-                results.next().ok_or_else(|| {
-                    ObsError::Protocol("the switch is missing from the batch answer".into())
-                })??;
-                let before = scene_name(&before)?;
                 match hold {
                     Some(hold) => self
                         .holds
@@ -302,8 +303,8 @@ impl Worker {
                     Some(s) => s.clone(),
                     None => self.current_scene().await?,
                 };
-                let client = self.client()?;
-                let item = client
+                let item = self
+                    .client()?
                     .request(
                         "GetSceneItemId",
                         json!({"sceneName": scene, "sourceName": source}),
@@ -313,9 +314,11 @@ impl Worker {
                     .as_i64()
                     .ok_or_else(|| ObsError::Protocol("GetSceneItemId without an id".into()))?;
                 let key: ItemKey = (scene.clone(), source.clone());
-                let was_enabled = match self.holds.item(&key) {
-                    Some(hold) => hold.was_enabled,
-                    None if show_for.is_some() => {
+                // As for scenes: the state before the first show, read once per command.
+                let was_enabled = match (self.holds.item(&key), &self.memo) {
+                    (Some(hold), _) => hold.was_enabled,
+                    (None, Some(Memo::WasEnabled(e))) => *e,
+                    (None, _) if show_for.is_some() => {
                         let state = self
                             .client()?
                             .request(
@@ -323,9 +326,11 @@ impl Worker {
                                 json!({"sceneName": scene, "sceneItemId": item_id}),
                             )
                             .await?;
-                        state["sceneItemEnabled"].as_bool().unwrap_or(false)
+                        let e = state["sceneItemEnabled"].as_bool().unwrap_or(false);
+                        self.memo = Some(Memo::WasEnabled(e));
+                        e
                     }
-                    None => false,
+                    (None, _) => false,
                 };
                 self.set_enabled(&scene, item_id, true).await?;
                 match show_for {
@@ -350,23 +355,26 @@ impl Worker {
 
     /// Puts back what timed actions changed, for those whose time is up.
     async fn switch_back(&mut self) -> Result<(), StepError> {
-        let now = Instant::now();
+        // On a broken connection everything stays due, so the retry puts it all back.
+        let saved = self.holds.clone();
+        let result = self.put_back(Instant::now()).await;
+        if let Err(StepError::Connection(_)) = &result {
+            self.holds = saved;
+        }
+        result
+    }
+
+    async fn put_back(&mut self, now: Instant) -> Result<(), StepError> {
         for ((scene, source), hold) in self.holds.items_due(now) {
             if hold.was_enabled {
                 continue;
             }
-            if let Err(e) = self.set_enabled(&scene, hold.item_id, false).await {
-                match e {
-                    StepError::Refused(e) => {
-                        tracing::warn!("could not hide {source:?} in {scene:?} again: {e}");
-                    }
-                    StepError::Connection(e) => {
-                        // Keep it due, so the retry hides it.
-                        self.holds
-                            .item_timed((scene, source), hold.item_id, false, now);
-                        return Err(StepError::Connection(e));
-                    }
+            match self.set_enabled(&scene, hold.item_id, false).await {
+                Ok(()) => {}
+                Err(StepError::Refused(e)) => {
+                    tracing::warn!("could not hide {source:?} in {scene:?} again: {e}");
                 }
+                Err(e) => return Err(e),
             }
         }
         if self.holds.scene_is_due(now) {

@@ -93,6 +93,30 @@ async fn obs_going_away_mid_request_fails_the_request_and_the_worker_reidentifie
 }
 
 #[tokio::test]
+async fn a_switch_whose_answer_was_lost_still_returns_to_the_scene_before_it() {
+    // OBS switches, then the connection breaks before the answer: the retry switches again,
+    // and must not take "Boss" (now live) for the scene to return to.
+    let fake = FakeObs::start(
+        PASSWORD,
+        Behaviour {
+            drop_after: Some("SetCurrentProgramScene".into()),
+            ..Behaviour::default()
+        },
+    )
+    .await;
+    let obs = spawn_worker(worker_config(&fake));
+    assert!(obs.send(
+        ObsCommand::Scene {
+            scene: "Boss".into(),
+            hold: Some(Duration::from_millis(300)),
+        },
+        "t"
+    ));
+    eventually("the return", || fake.switches().len() == 3).await;
+    assert_eq!(fake.switches(), ["Boss", "Boss", "Main"]);
+}
+
+#[tokio::test]
 async fn a_slow_answer_times_out_and_is_not_taken_for_the_next_one() {
     let fake = FakeObs::start(
         PASSWORD,

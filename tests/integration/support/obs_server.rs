@@ -25,6 +25,9 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 pub struct Behaviour {
     /// The first request of this type closes the connection without an answer.
     pub drop_on: Option<String>,
+    /// The first request of this type is carried out, then the connection closes before the
+    /// answer.
+    pub drop_after: Option<String>,
     /// The first request of this type is answered only after this long.
     pub slow: Option<(String, Duration)>,
     /// Requests of this type are never answered.
@@ -180,6 +183,10 @@ async fn serve(tcp: tokio::net::TcpStream, n: usize, password: &str, st: Arc<Sta
                     tokio::time::sleep(*delay).await;
                 }
                 let (result, events) = run(&st, &request_type, &d["requestData"]);
+                if b.drop_after.as_deref() == Some(request_type.as_str()) {
+                    st.behaviour.lock().unwrap().drop_after = None;
+                    return;
+                }
                 if b.event_first {
                     for ev in events {
                         let _ = ws.send(Message::text(ev.to_string())).await;
