@@ -313,3 +313,41 @@ async fn batches_run_in_order_and_reidentify_changes_the_subscriptions() {
         .unwrap();
     assert_eq!(scene_change(&mut events).await, "Boss fight");
 }
+
+#[tokio::test]
+async fn the_dashboard_button_reports_the_obs_version() {
+    let Some((bin, xvfb)) = require_obs() else {
+        return;
+    };
+    let Some(chromium) = crate::support::browser::require_browser() else {
+        return;
+    };
+    let obs = Obs::start(&bin, &xvfb).await;
+    let (relay, _dir) = relay(&obs, "").await;
+    let browser = crate::support::browser::Browser::launch(&chromium).await;
+    let page = browser.new_page(&relay.url("/")).await;
+    page.wait_for(
+        "document.getElementById('obs-test') !== null",
+        crate::support::WAIT,
+    )
+    .await;
+    page.eval("document.getElementById('obs-test').click()")
+        .await;
+    page.wait_for(
+        "document.getElementById('obs-status').textContent.startsWith('Connected to OBS')",
+        crate::support::WAIT,
+    )
+    .await;
+    let status = page
+        .eval("document.getElementById('obs-status').textContent")
+        .await;
+    assert!(
+        status.as_str().unwrap().contains("obs-websocket 5."),
+        "{status}"
+    );
+    assert!(
+        page.console_errors().is_empty(),
+        "{:?}",
+        page.console_errors()
+    );
+}
