@@ -146,10 +146,10 @@ impl ObsAction {
     }
 }
 
-/// Makes a template context plain text for OBS: control characters (newlines, escapes, bidi
-/// controls are not: they are format characters OBS draws as text) are removed from every
-/// string the event brings, so a nickname cannot add lines to a label. Nothing is escaped: a
-/// text source shows characters, never markup.
+/// Makes a template context plain text for OBS: control characters (line breaks, escapes,
+/// bells) are removed from every string the event brings, so a nickname cannot add lines to a
+/// label. Nothing is escaped: a text source shows characters, never markup, so `<b>` or `&amp;`
+/// must arrive exactly as typed.
 pub fn plain_text_context(value: &mut Value) {
     match value {
         Value::String(s) if s.chars().any(char::is_control) => {

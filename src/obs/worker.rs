@@ -1,6 +1,6 @@
 //! The OBS worker: one connection and a bounded, ordered queue of [`ObsCommand`]s, so triggers
-//! never wait on OBS. Like the RCON worker it connects on demand, identifies again after every
-//! reconnect, backs off (doubling up to `max_backoff`) while OBS is closed, waits slowly while
+//! never wait on OBS. Like the RCON worker it connects (at start, and again whenever the
+//! connection is gone), identifies again after every reconnect, backs off (doubling up to `max_backoff`) while OBS is closed, waits slowly while
 //! the password is wrong, and retries a command whose connection broke. The switch-backs of
 //! timed actions run from the same loop, so they stay in order with everything else; the
 //! rules for overlapping ones are in [`super::holds`].
@@ -8,7 +8,9 @@
 //! A timed action that waited in the queue longer than its own duration (OBS was closed) is
 //! dropped: its moment has passed, and running it late would switch scenes at random.
 //! Requests OBS refuses (a scene name that does not exist) are logged with OBS's reason and not
-//! retried.
+//! retried. A command reads what it will change (the scene on program, whether a source is
+//! visible) once and keeps it across its retries: if the connection broke after OBS switched but
+//! before it answered, the retry must not take the new scene for the one to return to.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

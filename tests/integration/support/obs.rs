@@ -18,16 +18,17 @@ use tikrelay::obs::{ObsClient, ObsSettings};
 
 pub const PASSWORD: &str = "tikrelay-obs-test";
 
-/// Where Debian puts the obs-websocket plugin.
-const WEBSOCKET_PLUGIN: &str = "/usr/lib/x86_64-linux-gnu/obs-plugins/obs-websocket.so";
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// `obs` and `Xvfb`, or `None` when a local run has to skip.
 pub fn require_obs() -> Option<(PathBuf, PathBuf)> {
     let obs = super::browser::find_in_path("obs");
     let xvfb = super::browser::find_in_path("Xvfb");
-    let plugin = Path::new(WEBSOCKET_PLUGIN).exists()
-        || Path::new("/usr/lib/obs-plugins/obs-websocket.so").exists();
+    // Debian puts plugins under /usr/lib/<multiarch triplet>/obs-plugins.
+    let plugin = std::fs::read_dir("/usr/lib").is_ok_and(|dirs| {
+        dirs.flatten()
+            .any(|d| d.path().join("obs-plugins/obs-websocket.so").exists())
+    }) || Path::new("/usr/lib/obs-plugins/obs-websocket.so").exists();
     if let (Some(obs), Some(xvfb), true) = (obs.clone(), xvfb.clone(), plugin) {
         return Some((obs, xvfb));
     }
