@@ -114,7 +114,8 @@ enum Outgoing {
     },
 }
 
-/// An identified connection to OBS. Dropping it closes the socket.
+/// An identified connection to OBS. Dropping it ends the connection task, which sends OBS a
+/// close frame, so OBS logs a clean disconnect.
 pub struct ObsClient {
     tx: mpsc::UnboundedSender<Outgoing>,
     events: broadcast::Sender<ObsEvent>,
@@ -122,13 +123,6 @@ pub struct ObsClient {
     hello: Hello,
     timeout: Duration,
     next_id: u64,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for ObsClient {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
 }
 
 impl std::fmt::Debug for ObsClient {
@@ -248,7 +242,7 @@ impl ObsClient {
         let (tx, rx) = mpsc::unbounded_channel();
         let (events, _) = broadcast::channel(256);
         let closed = Arc::new(Mutex::new(None));
-        let task = tokio::spawn(run(ws, rx, events.clone(), closed.clone()));
+        tokio::spawn(run(ws, rx, events.clone(), closed.clone()));
         Ok(ObsClient {
             tx,
             events,
@@ -256,7 +250,6 @@ impl ObsClient {
             hello,
             timeout,
             next_id: 1,
-            task,
         })
     }
 
