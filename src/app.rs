@@ -518,6 +518,7 @@ pub fn start(
     if let Some(d) = &data {
         tracing::info!("data dir: {}", d.path().display());
     }
+    let obs = config.obs.clone();
     let engine = triggers::start(config, &hub, data);
     let themes = Arc::new(ThemeRegistry::load(theme_sources(common)));
     let (input, input_rx) = mpsc::channel(pipeline::INPUT_BUFFER);
@@ -543,6 +544,7 @@ pub fn start(
         input: input.clone(),
         origin: OriginPolicy::new(addr),
         alerts: engine.alerts.clone(),
+        obs,
     });
     let watcher = watch_themes(&themes, &hub);
     Ok(Running {

@@ -154,6 +154,8 @@ pub struct Trigger {
     pub webhook: Option<WebhookAction>,
     /// A Streamer.bot action to run (`DoAction`).
     pub streamerbot: Option<StreamerbotAction>,
+    /// OBS scene, source or text action (see [`crate::obs`]).
+    pub obs: Option<crate::obs::ObsAction>,
 }
 
 /// The RCON server. `Debug` hides the password.
@@ -225,6 +227,8 @@ pub struct Config {
     pub streamerbot: StreamerbotSettings,
     /// `[compat] port`: the TikFinity-compatible socket's port, if opened from the config.
     pub compat_port: Option<u16>,
+    /// Where OBS's websocket server is: `[obs]`, or OBS's defaults.
+    pub obs: crate::obs::ObsSettings,
     /// Alert texts and RCON commands: rendered raw (no HTML escaping; pages insert text with
     /// textContent, and RCON context strings are made safe before rendering).
     pub text_templates: Handlebars<'static>,
@@ -244,6 +248,7 @@ impl fmt::Debug for Config {
             .field("goals", &self.goals)
             .field("streamerbot", &self.streamerbot)
             .field("compat_port", &self.compat_port)
+            .field("obs", &self.obs)
             .finish_non_exhaustive()
     }
 }
@@ -263,6 +268,7 @@ struct RawConfig {
     goals: Goals,
     streamerbot: Option<crate::triggers::streamerbot::RawSettings>,
     compat: Option<RawCompat>,
+    obs: Option<crate::obs::config::RawObs>,
 }
 
 #[derive(Deserialize)]
@@ -298,6 +304,7 @@ struct RawTrigger {
     rcon: Option<Vec<Spanned<String>>>,
     webhook: Option<RawWebhook>,
     streamerbot: Option<Spanned<crate::triggers::streamerbot::RawAction>>,
+    obs: Option<Spanned<crate::obs::config::RawObsAction>>,
 }
 
 #[derive(Deserialize)]
@@ -469,6 +476,7 @@ impl Config {
             goals: raw.goals,
             streamerbot: StreamerbotSettings::default(),
             compat_port: raw.compat.map(|c| c.port),
+            obs: crate::obs::ObsSettings::default(),
             text_templates: text_registry(),
             json_templates: json_registry(),
         };
@@ -537,6 +545,8 @@ impl Config {
                 timeout: Duration::from_millis(r.timeout_ms.unwrap_or(5000).max(100)),
             });
         }
+        config.obs =
+            crate::obs::config::settings(raw.obs).map_err(|e| cx.err(e.span, e.message))?;
         if let Some(w) = raw.webhooks {
             let d = WebhookSettings::default();
             config.webhooks = WebhookSettings {
@@ -821,11 +831,35 @@ impl Config {
             None => None,
             Some(raw) => Some(self.streamerbot_action(cx, &key, raw)?),
         };
-        if alert.is_none() && rcon.is_empty() && webhook.is_none() && streamerbot.is_none() {
+        let obs = match t.obs {
+            None => None,
+            Some(raw) => {
+                let (mut action, text) = crate::obs::config::action(raw, |d| {
+                    duration_ms(cx, d).map_err(|_| crate::obs::config::Invalid {
+                        span: d.span(),
+                        message: "durations are milliseconds between 100 and 600000 (10 minutes)"
+                            .into(),
+                    })
+                })
+                .map_err(|e| cx.err(e.span, e.message))?;
+                if let (crate::obs::ObsAction::Text { template, .. }, Some(text)) =
+                    (&mut action, &text)
+                {
+                    *template = self.template(cx, format!("{key}.obs.text"), text, false)?;
+                }
+                Some(action)
+            }
+        };
+        if alert.is_none()
+            && rcon.is_empty()
+            && webhook.is_none()
+            && streamerbot.is_none()
+            && obs.is_none()
+        {
             return Err(cx.err(
                 span,
                 format!(
-                    "trigger {name:?} does nothing: give it an alert, rcon commands, a webhook or a streamerbot action"
+                    "trigger {name:?} does nothing: give it an alert, rcon commands, a webhook, a streamerbot action or an obs action"
                 ),
             ));
         }
@@ -846,6 +880,7 @@ impl Config {
             rcon,
             webhook,
             streamerbot,
+            obs,
         })
     }
 

@@ -14,6 +14,7 @@
 //! - [`server`]: every HTTP and websocket route, behind the origin guard.
 //! - [`config`]: the TOML config file (queues, triggers, actions, goals) and its validation.
 //! - [`triggers`]: trigger matching and the action workers (Minecraft RCON, webhooks).
+//! - [`obs`]: OBS scene, source and text actions over obs-websocket v5 (client and worker).
 //! - [`alerts`]: named alert queues, one alert playing at a time per queue.
 //! - [`persist`]: the data dir where pending alerts and totals survive a restart.
 //! - [`signals`]: the stop signals that end the relay cleanly (Ctrl-C, SIGTERM, SIGHUP, the
@@ -27,6 +28,7 @@ pub mod compat;
 pub mod config;
 pub mod events;
 pub mod hub;
+pub mod obs;
 pub mod persist;
 pub mod pipeline;
 pub mod recorder;

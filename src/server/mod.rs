@@ -7,6 +7,7 @@
 //! `Cache-Control: no-store` because OBS caches aggressively.
 
 pub mod guard;
+mod obs;
 mod ws;
 
 use std::collections::HashMap;
@@ -43,6 +44,8 @@ pub struct Relay {
     pub origin: OriginPolicy,
     /// The alert queues, for queue control and replay.
     pub alerts: Arc<crate::alerts::AlertQueues>,
+    /// Where OBS is, for the dashboard's connection test.
+    pub obs: crate::obs::ObsSettings,
 }
 
 /// Serves until `shutdown` completes.
@@ -209,6 +212,8 @@ pub fn routes(relay: Arc<Relay>) -> warp::filters::BoxedFilter<(Response,)> {
         .or(replay)
         .unify()
         .or(overlays)
+        .unify()
+        .or(obs::route(relay.clone()))
         .unify()
         .recover(rejection)
         .unify()

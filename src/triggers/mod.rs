@@ -1,6 +1,6 @@
 //! Triggers: what the streamer configured to happen when an event arrives, and the workers that
 //! run the actions (Minecraft RCON in [`rcon`], webhooks in [`webhook`], Streamer.bot actions in
-//! [`streamerbot`]).
+//! [`streamerbot`], OBS in [`crate::obs`]).
 //!
 //! # Hook-up
 //! The engine is the hub's event hook: the pipeline task calls it synchronously for every
@@ -66,6 +66,7 @@ pub struct TriggerEngine {
     rcon: Option<RconHandle>,
     webhooks: Option<WebhookHandle>,
     streamerbot: Option<streamerbot::StreamerbotWorker>,
+    obs: Option<crate::obs::ObsHandle>,
     /// Room like total seen so far, for `every_likes`.
     like_total: Option<u64>,
 }
@@ -88,6 +89,7 @@ impl TriggerEngine {
             rcon,
             webhooks,
             streamerbot: None,
+            obs: None,
             like_total: None,
         }
     }
@@ -95,6 +97,12 @@ impl TriggerEngine {
     /// Sends the triggers' Streamer.bot actions to `worker`.
     pub fn with_streamerbot(mut self, worker: Option<streamerbot::StreamerbotWorker>) -> Self {
         self.streamerbot = worker;
+        self
+    }
+
+    /// Runs OBS actions through `obs` (without it they are logged and skipped).
+    pub fn with_obs(mut self, obs: Option<crate::obs::ObsHandle>) -> TriggerEngine {
+        self.obs = obs;
         self
     }
 
@@ -228,6 +236,19 @@ impl TriggerEngine {
                     }
                 }
                 None => tracing::warn!(trigger = trigger.name, "no RCON worker runs"),
+            }
+        }
+        if let Some(action) = &trigger.obs {
+            // Once per firing, also with per_unit: a scene switch five times over is one switch.
+            match &self.obs {
+                Some(obs) => {
+                    let mut ctx = context(event, trigger, units, 1, false);
+                    crate::obs::plain_text_context(&mut ctx);
+                    if let Some(cmd) = action.command(|t| render(&config.text_templates, t, &ctx)) {
+                        obs.send(cmd, &trigger.name);
+                    }
+                }
+                None => tracing::warn!(trigger = trigger.name, "no OBS worker runs"),
             }
         }
         if let (Some(hook), Some(worker)) = (&trigger.webhook, &self.webhooks) {
@@ -446,11 +467,17 @@ pub fn start(config: Arc<Config>, hub: &Arc<Hub>, data: Option<DataDir>) -> Arc<
         .iter()
         .any(|t| t.streamerbot.is_some())
         .then(|| streamerbot::StreamerbotWorker::spawn(&config.streamerbot));
-    let triggers = TriggerEngine::new(config, alerts.clone(), rcon, webhooks);
+    let obs =
+        config.triggers.iter().any(|t| t.obs.is_some()).then(|| {
+            crate::obs::spawn_worker(crate::obs::ObsWorkerConfig::new(config.obs.clone()))
+        });
+    let triggers = TriggerEngine::new(config, alerts.clone(), rcon, webhooks)
+        .with_streamerbot(streamerbot)
+        .with_obs(obs);
     let engine = Arc::new(Engine {
         alerts,
         saver,
-        triggers: Mutex::new(triggers.with_streamerbot(streamerbot)),
+        triggers: Mutex::new(triggers),
     });
     hub.set_event_hook(engine.clone());
     engine

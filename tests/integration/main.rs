@@ -12,6 +12,8 @@ mod full_disk;
 mod limits;
 mod live;
 mod normalise;
+mod obs;
+mod obs_faults;
 mod rcon;
 mod replay;
 mod signals;

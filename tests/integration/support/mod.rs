@@ -3,6 +3,8 @@
 #![allow(dead_code)]
 
 pub mod fake_tiktok;
+pub mod obs;
+pub mod obs_server;
 pub mod rcon_server;
 pub mod webcast;
 
