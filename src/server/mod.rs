@@ -7,6 +7,9 @@
 //! `Cache-Control: no-store` because OBS caches aggressively.
 
 pub mod guard;
+pub mod headers;
+mod interfaces;
+pub mod limits;
 mod ws;
 
 use std::collections::HashMap;
@@ -27,6 +30,7 @@ use crate::pipeline::Input;
 use crate::themes::ThemeRegistry;
 
 pub use guard::OriginPolicy;
+pub use limits::Limits;
 
 /// The overlay runtime every page loads.
 pub const RELAY_JS: &str = include_str!("../../templates/relay.js");
@@ -43,21 +47,27 @@ pub struct Relay {
     pub origin: OriginPolicy,
     /// The alert queues, for queue control and replay.
     pub alerts: Arc<crate::alerts::AlertQueues>,
+    /// Timeouts and the connection cap.
+    pub limits: Limits,
 }
 
 /// Serves until `shutdown` completes.
 ///
-/// The accept loop is our own (it mirrors warp's) for one reason: `/ws` upgrades are handled
+/// The accept loop is our own (it mirrors warp's) for two reasons: `/ws` upgrades are handled
 /// here with a websocket config warp does not expose, so each overlay client costs a 4 KiB read
-/// buffer instead of 128 KiB (500 clients: about 2 MB instead of 64 MB). Every other request
-/// goes to the warp routes.
+/// buffer instead of 128 KiB (500 clients: about 2 MB instead of 64 MB); and every connection
+/// is held to the [`limits`] (header and idle timeouts, the connection cap). Every request
+/// passes the Host check and gets the security [`headers`]; all but `/ws` then go to the warp
+/// routes.
 pub async fn serve(
     listener: TcpListener,
     relay: Arc<Relay>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
     let filter = routes(relay.clone());
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let conns = limits::Connections::new(relay.limits.max_connections);
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let mut tasks = tokio::task::JoinSet::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let stream = tokio::select! {
@@ -70,37 +80,126 @@ pub async fn serve(
                     continue;
                 }
             },
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
             _ = &mut shutdown => break,
         };
+        // At the cap with every slot busy: closing at once frees the descriptor.
+        let Some(slot) = conns.admit() else {
+            drop(stream);
+            continue;
+        };
         let _ = stream.set_nodelay(true);
-        let warp_service = warp::service(filter.clone());
-        let relay = relay.clone();
-        let service =
-            hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                let mut warp_service = warp_service.clone();
-                let relay = relay.clone();
-                async move {
-                    if req.uri().path() == "/ws" && ws::is_upgrade(&req) {
-                        Ok::<_, Infallible>(ws::upgrade(req, relay))
-                    } else {
-                        tower_service::Service::call(&mut warp_service, req).await
-                    }
-                }
-            });
-        let watcher = graceful.watcher();
-        tokio::spawn(async move {
-            let builder =
-                hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
-            let conn = builder
-                .serve_connection_with_upgrades(hyper_util::rt::TokioIo::new(stream), service);
-            if let Err(e) = watcher.watch(conn).await {
-                tracing::debug!("connection ended: {e}");
-            }
-        });
+        tasks.spawn(connection(
+            stream,
+            slot,
+            relay.clone(),
+            filter.clone(),
+            stopped.clone(),
+        ));
     }
     drop(listener);
+    let _ = stop.send(true);
     // Upgraded websockets are detached from their HTTP connection; they end with the process.
-    graceful.shutdown().await;
+    while tasks.join_next().await.is_some() {}
+}
+
+/// One HTTP connection, from accept to close (or to its upgrade to a websocket).
+async fn connection(
+    stream: tokio::net::TcpStream,
+    slot: Arc<limits::Slot>,
+    relay: Arc<Relay>,
+    filter: warp::filters::BoxedFilter<(Response,)>,
+    mut stopped: tokio::sync::watch::Receiver<bool>,
+) {
+    let state = slot.state.clone();
+    let limits = relay.limits;
+    let io = hyper_util::rt::TokioIo::new(limits::Tracked::new(stream, state.clone()));
+    let warp_service = warp::service(filter);
+    let svc_slot = slot.clone();
+    let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+        let mut warp_service = warp_service.clone();
+        let relay = relay.clone();
+        let slot = svc_slot.clone();
+        async move {
+            slot.state.request_started();
+            let host = req
+                .headers()
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .map(str::to_string);
+            let mut res = if let Err(why) = relay.origin.check_host(host.as_deref()) {
+                error_response(StatusCode::FORBIDDEN, &why)
+            } else if req.uri().path() == "/ws" && ws::is_upgrade(&req) {
+                ws::upgrade(req, relay, slot.clone())
+            } else {
+                match tower_service::Service::call(&mut warp_service, req).await {
+                    Ok(res) => res,
+                    Err(never) => match never {},
+                }
+            };
+            headers::common(&mut res, host.as_deref());
+            slot.state.request_done();
+            Ok::<_, Infallible>(res)
+        }
+    });
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    // Our watchdog below times heads and idle waits; hyper's own timer stays off.
+    builder.timer(hyper_util::rt::TokioTimer::new());
+    builder.header_read_timeout(None);
+    let conn = builder.serve_connection(io, service).with_upgrades();
+    let mut conn = std::pin::pin!(conn);
+    loop {
+        let deadline = match state.check(&limits) {
+            limits::Expiry::At(at) => at,
+            limits::Expiry::SlowHead => {
+                tracing::debug!(
+                    "closed a connection that took over {:?} to send a request head",
+                    limits.header_timeout
+                );
+                return;
+            }
+            limits::Expiry::Idle => return,
+        };
+        let wake = async {
+            match deadline {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        // A connection in flight re-checks now and then (its request may end).
+        let recheck = tokio::time::sleep(limits.header_timeout.min(limits.idle_timeout));
+        tokio::select! {
+            done = conn.as_mut() => {
+                if let Err(e) = done {
+                    tracing::debug!("connection ended: {e}");
+                }
+                return;
+            }
+            _ = state.evict.notified() => return,
+            _ = stopped.changed() => {
+                conn.as_mut().graceful_shutdown();
+                let _ = conn.as_mut().await;
+                return;
+            }
+            _ = wake => {}
+            _ = recheck => {}
+        }
+    }
+}
+
+/// This PC's addresses other PCs can use (IPv4, not loopback or link-local), for the URLs
+/// printed at start.
+pub fn lan_addresses() -> Vec<std::net::IpAddr> {
+    let mut ips: Vec<std::net::IpAddr> = interfaces::addresses()
+        .into_iter()
+        .filter(|ip| match ip {
+            std::net::IpAddr::V4(v4) => !v4.is_loopback() && !v4.is_link_local(),
+            std::net::IpAddr::V6(_) => false,
+        })
+        .collect();
+    ips.sort();
+    ips.dedup();
+    ips
 }
 
 fn with_relay(
@@ -109,12 +208,19 @@ fn with_relay(
     warp::any().map(move || relay.clone())
 }
 
-/// Headers the origin guard reads.
+/// Headers (and the `token` query parameter) the origin guard reads.
 fn request_origin()
--> impl Filter<Extract = (guard::RequestOrigin,), Error = warp::Rejection> + Clone {
-    warp::header::optional::<String>("origin")
-        .and(warp::header::optional::<String>("host"))
-        .map(|origin, host| guard::RequestOrigin { origin, host })
+-> impl Filter<Extract = (guard::RequestOrigin,), Error = Infallible> + Clone {
+    warp::header::headers_cloned()
+        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
+        .map(|headers: warp::http::HeaderMap, query: String| {
+            guard::RequestOrigin::from_parts(&headers, Some(&query))
+        })
+}
+
+/// The request's `Host`, for the page's policy.
+fn host() -> impl Filter<Extract = (Option<String>,), Error = warp::Rejection> + Clone {
+    warp::header::optional::<String>("host")
 }
 
 pub fn routes(relay: Arc<Relay>) -> warp::filters::BoxedFilter<(Response,)> {
@@ -122,6 +228,7 @@ pub fn routes(relay: Arc<Relay>) -> warp::filters::BoxedFilter<(Response,)> {
 
     let dashboard = warp::path::end()
         .and(warp::get())
+        .and(host())
         .and(r())
         .then(dashboard)
         .boxed();
@@ -185,6 +292,7 @@ pub fn routes(relay: Arc<Relay>) -> warp::filters::BoxedFilter<(Response,)> {
         .and(warp::path::tail())
         .and(warp::get())
         .and(warp::query::<HashMap<String, String>>())
+        .and(host())
         .and(r())
         .map(overlay)
         .boxed();
@@ -215,20 +323,31 @@ pub fn routes(relay: Arc<Relay>) -> warp::filters::BoxedFilter<(Response,)> {
         .boxed()
 }
 
-/// The ws URL and version a page needs, for the render context.
-pub fn relay_context() -> Value {
-    json!({"ws_url": "/ws", "version": env!("CARGO_PKG_VERSION")})
+/// The ws URL, version and this response's CSP nonce, for the render context: templates put
+/// `nonce="{{relay.nonce}}"` on their inline `<script>` and `<style>` elements.
+pub fn relay_context(nonce: &str) -> Value {
+    json!({"ws_url": "/ws", "version": env!("CARGO_PKG_VERSION"), "nonce": nonce})
 }
 
-async fn dashboard(relay: Arc<Relay>) -> Response {
+async fn dashboard(host: Option<String>, relay: Arc<Relay>) -> Response {
+    let nonce = headers::nonce();
     let ctx = json!({
-        "relay": relay_context(),
+        "relay": relay_context(&nonce),
         "pages": relay.themes.pages(),
         "problems": relay.themes.problems(),
         "event_types": crate::events::EVENT_TYPES,
     });
     match relay.themes.render_shared("dashboard", &ctx) {
-        Ok(html) => no_store(warp::reply::html(html).into_response()),
+        Ok(html) => {
+            let mut res = no_store(warp::reply::html(html).into_response());
+            headers::page(
+                &mut res,
+                headers::Page::Dashboard,
+                Some(&nonce),
+                host.as_deref(),
+            );
+            res
+        }
         Err(e) => error_response(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
     }
 }
@@ -408,9 +527,12 @@ pub fn complete_test_event(partial: Value) -> Result<Event, String> {
 fn overlay(
     theme: String,
     tail: warp::path::Tail,
-    query: HashMap<String, String>,
+    mut query: HashMap<String, String>,
+    host: Option<String>,
     relay: Arc<Relay>,
 ) -> Response {
+    // The access token is for relay.js, not a field of the page.
+    query.remove("token");
     let rest = tail.as_str();
     let decoded = match percent_decode(rest) {
         Some(d) => d,
@@ -418,11 +540,21 @@ fn overlay(
     };
     let is_page = !decoded.is_empty() && !decoded.contains('.') && !decoded.contains('/');
     if is_page {
+        let nonce = headers::nonce();
         return match relay
             .themes
-            .render_page(&theme, &decoded, &query, relay_context())
+            .render_page(&theme, &decoded, &query, relay_context(&nonce))
         {
-            Ok(html) => no_store(warp::reply::html(html).into_response()),
+            Ok(html) => {
+                let mut res = no_store(warp::reply::html(html).into_response());
+                headers::page(
+                    &mut res,
+                    headers::Page::Overlay,
+                    Some(&nonce),
+                    host.as_deref(),
+                );
+                res
+            }
             Err(
                 e @ (crate::themes::ThemeError::NoTheme(_)
                 | crate::themes::ThemeError::NoPage { .. }),

@@ -15,3 +15,5 @@ mod themes_browser;
 mod themes_cli;
 mod themes_reload;
 mod triggers;
+mod web_limits;
+mod web_security;

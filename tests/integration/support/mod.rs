@@ -126,9 +126,22 @@ pub fn binary() -> &'static str {
 impl RelayProcess {
     /// Starts the binary and waits for its `listening on` line.
     pub fn start(args: &[&str]) -> RelayProcess {
+        RelayProcess::start_command(Command::new(binary()).args(args))
+    }
+
+    /// Starts the binary with at most `limit` open files (soft and hard: it cannot raise it).
+    pub fn start_with_fd_limit(limit: u32, args: &[&str]) -> RelayProcess {
+        let script = format!("ulimit -n {limit} && exec \"$0\" \"$@\"");
+        RelayProcess::start_command(
+            Command::new("sh")
+                .args(["-c", &script, binary()])
+                .args(args),
+        )
+    }
+
+    fn start_command(command: &mut Command) -> RelayProcess {
         let data_dir = tempfile::tempdir().expect("temp dir");
-        let mut child = Command::new(binary())
-            .args(args)
+        let mut child = command
             .env("RUST_LOG", "info")
             .env("TIKRELAY_DATA_DIR", data_dir.path())
             .stdin(Stdio::null())
@@ -290,6 +303,26 @@ pub async fn raw_get_status(addr: SocketAddr, path: &str) -> u16 {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| panic!("no status in {text:?}"))
+}
+
+/// Sends `request` as written (any `Host`, any headers) and reads until the relay closes;
+/// returns the status and the whole response text. Add `Connection: close` to the request.
+pub async fn raw_http(addr: SocketAddr, request: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let mut buf = Vec::new();
+    tokio::time::timeout(WAIT, stream.read_to_end(&mut buf))
+        .await
+        .expect("response timed out")
+        .expect("read");
+    let text = String::from_utf8_lossy(&buf).to_string();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {text:?}"));
+    (status, text)
 }
 
 /// GETs a URL and parses the JSON answer.
