@@ -701,11 +701,7 @@ impl Running {
         if self.addr.ip().is_unspecified() {
             for ip in server::lan_addresses() {
                 let host = SocketAddr::new(ip, self.addr.port());
-                let _ = writeln!(
-                    out,
-                    "from other PCs: http://{host}{}",
-                    with_token("/")
-                );
+                let _ = writeln!(out, "from other PCs: http://{host}{}", with_token("/"));
             }
         }
         let _ = writeln!(out, "overlays (add as OBS Browser sources):");

@@ -278,7 +278,10 @@ mod tests {
         r.token = Some("s3cret-token".into());
         assert!(p.check_change(&r).is_ok());
         r.origin = Some("http://evil.example".into());
-        assert!(p.check_change(&r).is_err(), "a token does not make any origin own");
+        assert!(
+            p.check_change(&r).is_err(),
+            "a token does not make any origin own"
+        );
     }
 
     #[test]
@@ -289,9 +292,15 @@ mod tests {
             Some("ab/c".into())
         );
         h.insert("authorization", "Bearer xyz".parse().unwrap());
-        assert_eq!(RequestOrigin::from_parts(&h, None).token, Some("xyz".into()));
+        assert_eq!(
+            RequestOrigin::from_parts(&h, None).token,
+            Some("xyz".into())
+        );
         h.insert("x-tikrelay-token", "hdr".parse().unwrap());
-        assert_eq!(RequestOrigin::from_parts(&h, None).token, Some("hdr".into()));
+        assert_eq!(
+            RequestOrigin::from_parts(&h, None).token,
+            Some("hdr".into())
+        );
         assert_eq!(masked("abcdef123"), "abcd…");
         assert_eq!(generate_token().len(), 32);
     }

@@ -116,7 +116,10 @@ mod tests {
         assert!(p.contains("https://*.tiktokcdn.com"));
         assert!(p.ends_with("frame-ancestors 'none'"));
         let o = csp(Page::Overlay, None, Some("evil\"; script-src *"));
-        assert!(!o.contains("evil"), "a strange Host never reaches the header");
+        assert!(
+            !o.contains("evil"),
+            "a strange Host never reaches the header"
+        );
         assert!(!o.contains("frame-ancestors"));
         assert!(!o.contains("nonce"));
         assert_ne!(nonce(), nonce());

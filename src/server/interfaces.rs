@@ -58,7 +58,7 @@ pub fn addresses() -> Vec<IpAddr> {
     out
 }
 
-#[cfg(test)]
+#[cfg(all(test, unix))]
 mod tests {
     #[test]
     fn loopback_is_among_the_addresses() {

@@ -83,6 +83,8 @@ pub fn raise_fd_limit() -> Option<u64> {
             }
         }
     }
+    // rlim_t is u64 on Linux and macOS but not on every unix.
+    #[allow(clippy::useless_conversion)]
     let soft = u64::try_from(lim.rlim_cur).unwrap_or(u64::MAX);
     if lim.rlim_cur != before {
         tracing::debug!("open-file limit raised from {before} to {soft}");
@@ -320,7 +322,10 @@ impl Connections {
             log.refused += 1;
         }
         let now = Instant::now();
-        if log.last.is_some_and(|at| now.duration_since(at) < LOG_EVERY) {
+        if log
+            .last
+            .is_some_and(|at| now.duration_since(at) < LOG_EVERY)
+        {
             return;
         }
         tracing::warn!(
