@@ -153,8 +153,8 @@ pub struct CommonArgs {
     /// Seconds a client may take to send a request's headers.
     #[arg(long, global = true, value_name = "SECS", default_value_t = 10.0)]
     pub header_timeout: f64,
-    /// Seconds an HTTP keep-alive connection may wait for its next request (websockets are
-    /// not affected).
+    /// Seconds an HTTP keep-alive connection may wait for its next request, or a request go
+    /// without a byte moving (websockets are not affected).
     #[arg(long, global = true, value_name = "SECS", default_value_t = 60.0)]
     pub idle_timeout: f64,
     /// Connections (HTTP and websocket) held at once; lowered to fit the open-file limit.

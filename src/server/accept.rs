@@ -127,7 +127,7 @@ async fn connection(
                 None => std::future::pending().await,
             }
         };
-        // A connection in flight re-checks now and then (its request may end).
+        // Re-check now and then: a request may end, or start, in the meantime.
         let recheck = tokio::time::sleep(limits.header_timeout.min(limits.idle_timeout));
         tokio::select! {
             done = conn.as_mut() => {

@@ -24,7 +24,8 @@ use tokio::time::Instant;
 
 /// Time to send a whole request head, counted from its first byte (or from the connect).
 pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
-/// Time a keep-alive connection may wait for its next request.
+/// Time a keep-alive connection may wait for its next request, and a request may go without a
+/// byte moving.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Connections (HTTP and websocket) held at once, before the file-descriptor fit below.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
@@ -130,7 +131,7 @@ pub enum Expiry {
     At(Option<Instant>),
     /// The request head took too long.
     SlowHead,
-    /// Idle between requests for too long.
+    /// No byte moved for too long (between requests, or in a stalled one).
     Idle,
 }
 
@@ -192,12 +193,15 @@ impl ConnState {
 
     /// Whether a timeout has passed, or when to look again.
     pub fn check(&self, limits: &Limits) -> Expiry {
-        if self.upgraded.load(Ordering::SeqCst) || self.in_flight.load(Ordering::SeqCst) > 0 {
+        if self.upgraded.load(Ordering::SeqCst) {
             return Expiry::At(None);
         }
         let now = Instant::now();
         let t = *self.times();
-        if let Some(started) = t.head_started {
+        let in_flight = self.in_flight.load(Ordering::SeqCst) > 0;
+        // A request in flight may take its time, as long as bytes move (a body sent one
+        // byte a minute would otherwise hold its slot forever).
+        if let (false, Some(started)) = (in_flight, t.head_started) {
             let deadline = started + limits.header_timeout;
             return if now >= deadline {
                 Expiry::SlowHead
@@ -427,7 +431,12 @@ mod tests {
         tokio::time::advance(Duration::from_secs(11)).await;
         assert!(matches!(s.check(&l), Expiry::SlowHead));
         s.request_started();
-        assert!(matches!(s.check(&l), Expiry::At(None)), "in flight");
+        assert!(
+            matches!(s.check(&l), Expiry::At(Some(_))),
+            "in flight, bytes moved"
+        );
+        tokio::time::advance(Duration::from_secs(61)).await;
+        assert!(matches!(s.check(&l), Expiry::Idle), "in flight, stalled");
         s.request_done();
         tokio::time::advance(Duration::from_secs(30)).await;
         assert!(matches!(s.check(&l), Expiry::At(Some(_))), "idle, not yet");

@@ -41,7 +41,7 @@ async fn follow_reaches(relay_base: &str, ws: &mut WsClient, who: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn slow_headers_and_idle_keep_alive_are_closed_but_websockets_stay() {
+async fn slow_headers_stalled_bodies_and_idle_keep_alive_are_closed_but_websockets_stay() {
     let relay = InProcess::start(&["--header-timeout", "0.5", "--idle-timeout", "0.5"]).await;
     let mut ws = WsClient::connect(&relay.ws_url("/ws?types=follow")).await;
     ws.next_of_type("hello").await;
@@ -70,6 +70,13 @@ async fn slow_headers_and_idle_keep_alive_are_closed_but_websockets_stay() {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     });
+    // A client whose request body stops halfway.
+    let mut stalled = TcpStream::connect(relay.addr).await.expect("connect");
+    let req = format!(
+        "POST /api/test HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"type\":",
+        relay.addr
+    );
+    stalled.write_all(req.as_bytes()).await.expect("write");
     // A keep-alive client that got its answer and then says nothing.
     let mut idle = TcpStream::connect(relay.addr).await.expect("connect");
     let req = format!("GET /healthz HTTP/1.1\r\nHost: {}\r\n\r\n", relay.addr);
@@ -100,6 +107,10 @@ async fn slow_headers_and_idle_keep_alive_are_closed_but_websockets_stay() {
     assert!(
         closed_by_relay(&mut idle).await,
         "idle keep-alive connection still open"
+    );
+    assert!(
+        closed_by_relay(&mut stalled).await,
+        "a stalled request body still holds its connection"
     );
 
     // Still serving; the websocket, older than every timeout, was not cut.
