@@ -142,8 +142,12 @@ async fn idle_connections_past_the_cap_never_lock_out_healthz() {
 
     // Without the cap, these use up the relay's descriptors and accept() fails from then on.
     let mut idle = Vec::new();
-    for _ in 0..300 {
-        idle.push(TcpStream::connect(relay.addr).await.expect("connect"));
+    for i in 0..300 {
+        let s = tokio::time::timeout(WAIT, TcpStream::connect(relay.addr))
+            .await
+            .unwrap_or_else(|_| panic!("connection {i} hangs: the relay no longer accepts"))
+            .expect("connect");
+        idle.push(s);
     }
     for round in 0..3 {
         let (status, _) = tokio::time::timeout(WAIT, raw_http(relay.addr, &healthz(relay.addr)))
