@@ -504,6 +504,8 @@ pub fn start(
         .map_err(|e| AppError::Other(anyhow::anyhow!("cannot read the listening address: {e}")))?;
     let combo_timeout = Duration::try_from_secs_f64(common.combo_timeout)
         .map_err(|_| AppError::Usage("--combo-timeout takes seconds, e.g. 10".into()))?;
+    let limits = server_limits(common)?;
+    let origin = OriginPolicy::new(addr).with_token(access_token(common, addr));
     let config = Arc::new(load_config(common)?);
     let data = open_data_dir(common, source)?;
     let session = match &data {
@@ -542,9 +544,10 @@ pub fn start(
         hub: hub.clone(),
         themes: themes.clone(),
         input: input.clone(),
-        origin: OriginPolicy::new(addr),
+        origin,
         alerts: engine.alerts.clone(),
         obs,
+        limits,
     });
     let watcher = watch_themes(&themes, &hub);
     Ok(Running {
@@ -587,6 +590,53 @@ fn open_compat(
     })?;
     let clients = crate::compat::start(hub, format!("http://{relay_addr}"));
     Ok(Some((listener, clients)))
+}
+
+/// The timeouts and connection cap from the flags; the cap fits the open-file limit, which is
+/// first raised as far as the OS allows.
+fn server_limits(common: &CommonArgs) -> Result<server::Limits, AppError> {
+    let secs = |value: f64, flag: &str| {
+        Duration::try_from_secs_f64(value)
+            .ok()
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| AppError::Usage(format!("{flag} takes seconds above 0, e.g. 10")))
+    };
+    let header_timeout = secs(common.header_timeout, "--header-timeout")?;
+    let idle_timeout = secs(common.idle_timeout, "--idle-timeout")?;
+    if common.max_connections == 0 {
+        return Err(AppError::Usage(
+            "--max-connections takes a number above 0, e.g. 1024".into(),
+        ));
+    }
+    let fd_limit = server::limits::raise_fd_limit();
+    let max_connections = server::limits::fit_cap(common.max_connections, fd_limit);
+    if max_connections < common.max_connections {
+        tracing::warn!(
+            "--max-connections {} lowered to {max_connections} to fit the open-file limit ({}); raise it with ulimit -n",
+            common.max_connections,
+            fd_limit.unwrap_or_default()
+        );
+    }
+    Ok(server::Limits {
+        header_timeout,
+        idle_timeout,
+        max_connections,
+    })
+}
+
+/// `--token`, else a new one when the relay listens beyond loopback (other PCs can reach it,
+/// and they can forge any `Host` or `Origin`); `None` means control needs the own origin only.
+fn access_token(common: &CommonArgs, addr: SocketAddr) -> Option<String> {
+    let given = common
+        .token
+        .as_deref()
+        .map(str::trim)
+        .filter(|t| !t.is_empty());
+    match given {
+        Some(t) => Some(t.to_string()),
+        None if addr.ip().is_loopback() => None,
+        None => Some(server::guard::generate_token()),
+    }
 }
 
 /// Starts hot reload: theme changes become `reload` and `template_error` messages for pages.
@@ -666,10 +716,15 @@ impl Running {
 
     fn print_urls(&self) {
         let base = format!("http://{}", self.addr);
+        let token = self.relay.origin.token();
+        let with_token = |path: &str| match token {
+            Some(t) => format!("{path}?token={t}"),
+            None => path.to_string(),
+        };
         let mut out = std::io::stdout().lock();
         // The first stdout line is machine-read: keep its format.
         let _ = writeln!(out, "listening on {base}");
-        let _ = writeln!(out, "dashboard: {base}/");
+        let _ = writeln!(out, "dashboard: {base}{}", with_token("/"));
         if let Some(addr) = self.compat_addr {
             let _ = writeln!(
                 out,
@@ -677,12 +732,31 @@ impl Running {
                 crate::compat::url(addr)
             );
         }
+        if let Some(t) = token {
+            // The token is printed here (stdout, for the streamer), never logged in full.
+            tracing::info!(
+                "control needs the access token {}; the URLs below carry it",
+                server::guard::masked(t)
+            );
+            let _ = writeln!(
+                out,
+                "access token: required to control the relay; keep these URLs private"
+            );
+        }
+        if self.addr.ip().is_unspecified() {
+            for ip in server::lan_addresses() {
+                let host = SocketAddr::new(ip, self.addr.port());
+                let _ = writeln!(out, "from other PCs: http://{host}{}", with_token("/"));
+            }
+        }
         let _ = writeln!(out, "overlays (add as OBS Browser sources):");
         for page in self.relay.themes.pages() {
             let _ = writeln!(
                 out,
                 "  {base}{}  ({}x{})",
-                page.path, page.width, page.height
+                with_token(&page.path),
+                page.width,
+                page.height
             );
         }
         let _ = out.flush();

@@ -139,6 +139,27 @@ pub struct CommonArgs {
     /// Port to listen on; 0 picks a free one (the listening line shows it).
     #[arg(long, global = true, default_value_t = 8642, env = "TIKRELAY_PORT")]
     pub port: u16,
+    /// Access token for control (queue buttons, test events, alert players). Required by
+    /// every control request when given; with a --host other than loopback one is generated
+    /// if none is given. The printed URLs carry it as ?token=…
+    #[arg(
+        long,
+        global = true,
+        value_name = "TOKEN",
+        env = "TIKRELAY_TOKEN",
+        hide_env_values = true
+    )]
+    pub token: Option<String>,
+    /// Seconds a client may take to send a request's headers.
+    #[arg(long, global = true, value_name = "SECS", default_value_t = 10.0)]
+    pub header_timeout: f64,
+    /// Seconds an HTTP keep-alive connection may wait for its next request, or a request go
+    /// without a byte moving (websockets are not affected).
+    #[arg(long, global = true, value_name = "SECS", default_value_t = 60.0)]
+    pub idle_timeout: f64,
+    /// Connections (HTTP and websocket) held at once; lowered to fit the open-file limit.
+    #[arg(long, global = true, value_name = "N", default_value_t = 1024)]
+    pub max_connections: usize,
     /// Folder of theme folders, served and hot-reloaded; shadows built-in themes of the same name.
     #[arg(long, global = true)]
     pub overlays: Option<PathBuf>,

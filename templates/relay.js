@@ -6,6 +6,9 @@
 // changed stylesheet in place, reload the page for anything else). Viewer text must only ever
 // reach the page through textContent: use TikRelay.el() / TikRelay.text(), never innerHTML.
 // TikRelay.player() makes a page the player of an alert queue (see there).
+// A relay reachable from other PCs needs its access token for control (playing a queue,
+// alert_done, queue buttons, test events): the page gets it as ?token=… in its own URL, and
+// this runtime passes it on to /ws and, through TikRelay.controlHeaders(), to control requests.
 (function () {
   "use strict";
   var config = window.TIKRELAY || {};
@@ -14,6 +17,7 @@
   var started = false;
   var options = { types: null, queue: null, reload: true };
   var backoff = 500;
+  var token = new URLSearchParams(location.search).get("token") || "";
   // Alert players by queue name: {queue, render, stop, waiting: [], current: null}.
   var players = {};
 
@@ -176,6 +180,7 @@
     // An empty list means relay messages only (state, reload…): no event type is named "-".
     if (options.types) url.searchParams.set("types", options.types.length ? options.types.join(",") : "-");
     if (options.queue) url.searchParams.set("queue", options.queue);
+    if (token) url.searchParams.set("token", token);
     return url.toString();
   }
 
@@ -218,6 +223,20 @@
     fields: config.fields || {},
     state: {},
     connected: false,
+    /** The access token this page was opened with ("" if none). */
+    token: token,
+    /** Headers for a control request (POST to /api/…): `extra` plus the access token. */
+    controlHeaders: function (extra) {
+      var h = merge({}, extra || {});
+      if (token) h["X-Tikrelay-Token"] = token;
+      return h;
+    },
+    /** A relay URL (e.g. an overlay page) carrying this page's access token. */
+    withToken: function (url) {
+      var u = new URL(url, location.href);
+      if (token) u.searchParams.set("token", token);
+      return u.toString();
+    },
     /** Registers a handler for an event type, a relay message type, or "*" for all events. */
     on: function (type, fn) {
       (handlers[type] = handlers[type] || []).push(fn);

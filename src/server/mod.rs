@@ -2,21 +2,25 @@
 //!
 //! [`serve`] takes an already bound listener and a shutdown future, so tests bind port 0 and
 //! the binary reports a bind failure as an error instead of warp's panic. Handlers are plain
-//! async functions; the filters only route. Every request that changes something must come
-//! from the relay's own origin (see [`guard`]), and every page and theme file is sent with
+//! async functions; the filters only route. Every request must name the relay in `Host`, and
+//! every request that changes something must come from the relay's own origin and carry the
+//! access token if there is one (see [`guard`]); connections are held to [`limits`]; responses
+//! carry the security [`headers`]. Every page and theme file is sent with
 //! `Cache-Control: no-store` because OBS caches aggressively.
 
+mod accept;
 pub mod guard;
+pub mod headers;
+mod interfaces;
+pub mod limits;
 mod obs;
 mod ws;
 
 use std::collections::HashMap;
 use std::convert::Infallible;
-use std::future::Future;
 use std::sync::Arc;
 
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use warp::http::{HeaderValue, StatusCode, header};
 use warp::reply::Response;
@@ -27,7 +31,9 @@ use crate::hub::Hub;
 use crate::pipeline::Input;
 use crate::themes::ThemeRegistry;
 
+pub use accept::serve;
 pub use guard::OriginPolicy;
+pub use limits::Limits;
 
 /// The overlay runtime every page loads.
 pub const RELAY_JS: &str = include_str!("../../templates/relay.js");
@@ -46,64 +52,23 @@ pub struct Relay {
     pub alerts: Arc<crate::alerts::AlertQueues>,
     /// Where OBS is, for the dashboard's connection test.
     pub obs: crate::obs::ObsSettings,
+    /// Timeouts and the connection cap.
+    pub limits: Limits,
 }
 
-/// Serves until `shutdown` completes.
-///
-/// The accept loop is our own (it mirrors warp's) for one reason: `/ws` upgrades are handled
-/// here with a websocket config warp does not expose, so each overlay client costs a 4 KiB read
-/// buffer instead of 128 KiB (500 clients: about 2 MB instead of 64 MB). Every other request
-/// goes to the warp routes.
-pub async fn serve(
-    listener: TcpListener,
-    relay: Arc<Relay>,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) {
-    let filter = routes(relay.clone());
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let mut shutdown = std::pin::pin!(shutdown);
-    loop {
-        let stream = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(e) => {
-                    // Usually "too many open files": wait for connections to close.
-                    tracing::warn!("accepting a connection failed: {e}");
-                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-            _ = &mut shutdown => break,
-        };
-        let _ = stream.set_nodelay(true);
-        let warp_service = warp::service(filter.clone());
-        let relay = relay.clone();
-        let service =
-            hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                let mut warp_service = warp_service.clone();
-                let relay = relay.clone();
-                async move {
-                    if req.uri().path() == "/ws" && ws::is_upgrade(&req) {
-                        Ok::<_, Infallible>(ws::upgrade(req, relay))
-                    } else {
-                        tower_service::Service::call(&mut warp_service, req).await
-                    }
-                }
-            });
-        let watcher = graceful.watcher();
-        tokio::spawn(async move {
-            let builder =
-                hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
-            let conn = builder
-                .serve_connection_with_upgrades(hyper_util::rt::TokioIo::new(stream), service);
-            if let Err(e) = watcher.watch(conn).await {
-                tracing::debug!("connection ended: {e}");
-            }
-        });
-    }
-    drop(listener);
-    // Upgraded websockets are detached from their HTTP connection; they end with the process.
-    graceful.shutdown().await;
+/// This PC's addresses other PCs can use (IPv4, not loopback or link-local), for the URLs
+/// printed at start.
+pub fn lan_addresses() -> Vec<std::net::IpAddr> {
+    let mut ips: Vec<std::net::IpAddr> = interfaces::addresses()
+        .into_iter()
+        .filter(|ip| match ip {
+            std::net::IpAddr::V4(v4) => !v4.is_loopback() && !v4.is_link_local(),
+            std::net::IpAddr::V6(_) => false,
+        })
+        .collect();
+    ips.sort();
+    ips.dedup();
+    ips
 }
 
 fn with_relay(
@@ -112,12 +77,18 @@ fn with_relay(
     warp::any().map(move || relay.clone())
 }
 
-/// Headers the origin guard reads.
-fn request_origin()
--> impl Filter<Extract = (guard::RequestOrigin,), Error = warp::Rejection> + Clone {
-    warp::header::optional::<String>("origin")
-        .and(warp::header::optional::<String>("host"))
-        .map(|origin, host| guard::RequestOrigin { origin, host })
+/// Headers (and the `token` query parameter) the origin guard reads.
+fn request_origin() -> impl Filter<Extract = (guard::RequestOrigin,), Error = Infallible> + Clone {
+    warp::header::headers_cloned()
+        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
+        .map(|headers: warp::http::HeaderMap, query: String| {
+            guard::RequestOrigin::from_parts(&headers, Some(&query))
+        })
+}
+
+/// The request's `Host`, for the page's policy.
+fn host() -> impl Filter<Extract = (Option<String>,), Error = warp::Rejection> + Clone {
+    warp::header::optional::<String>("host")
 }
 
 pub fn routes(relay: Arc<Relay>) -> warp::filters::BoxedFilter<(Response,)> {
@@ -125,6 +96,7 @@ pub fn routes(relay: Arc<Relay>) -> warp::filters::BoxedFilter<(Response,)> {
 
     let dashboard = warp::path::end()
         .and(warp::get())
+        .and(host())
         .and(r())
         .then(dashboard)
         .boxed();
@@ -188,6 +160,7 @@ pub fn routes(relay: Arc<Relay>) -> warp::filters::BoxedFilter<(Response,)> {
         .and(warp::path::tail())
         .and(warp::get())
         .and(warp::query::<HashMap<String, String>>())
+        .and(host())
         .and(r())
         .map(overlay)
         .boxed();
@@ -220,20 +193,31 @@ pub fn routes(relay: Arc<Relay>) -> warp::filters::BoxedFilter<(Response,)> {
         .boxed()
 }
 
-/// The ws URL and version a page needs, for the render context.
-pub fn relay_context() -> Value {
-    json!({"ws_url": "/ws", "version": env!("CARGO_PKG_VERSION")})
+/// The ws URL, version and this response's CSP nonce, for the render context: templates put
+/// `nonce="{{relay.nonce}}"` on their inline `<script>` and `<style>` elements.
+pub fn relay_context(nonce: &str) -> Value {
+    json!({"ws_url": "/ws", "version": env!("CARGO_PKG_VERSION"), "nonce": nonce})
 }
 
-async fn dashboard(relay: Arc<Relay>) -> Response {
+async fn dashboard(host: Option<String>, relay: Arc<Relay>) -> Response {
+    let nonce = headers::nonce();
     let ctx = json!({
-        "relay": relay_context(),
+        "relay": relay_context(&nonce),
         "pages": relay.themes.pages(),
         "problems": relay.themes.problems(),
         "event_types": crate::events::EVENT_TYPES,
     });
     match relay.themes.render_shared("dashboard", &ctx) {
-        Ok(html) => no_store(warp::reply::html(html).into_response()),
+        Ok(html) => {
+            let mut res = no_store(warp::reply::html(html).into_response());
+            headers::page(
+                &mut res,
+                headers::Page::Dashboard,
+                Some(&nonce),
+                host.as_deref(),
+            );
+            res
+        }
         Err(e) => error_response(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
     }
 }
@@ -413,9 +397,12 @@ pub fn complete_test_event(partial: Value) -> Result<Event, String> {
 fn overlay(
     theme: String,
     tail: warp::path::Tail,
-    query: HashMap<String, String>,
+    mut query: HashMap<String, String>,
+    host: Option<String>,
     relay: Arc<Relay>,
 ) -> Response {
+    // The access token is for relay.js, not a field of the page.
+    query.remove("token");
     let rest = tail.as_str();
     let decoded = match percent_decode(rest) {
         Some(d) => d,
@@ -423,11 +410,21 @@ fn overlay(
     };
     let is_page = !decoded.is_empty() && !decoded.contains('.') && !decoded.contains('/');
     if is_page {
+        let nonce = headers::nonce();
         return match relay
             .themes
-            .render_page(&theme, &decoded, &query, relay_context())
+            .render_page(&theme, &decoded, &query, relay_context(&nonce))
         {
-            Ok(html) => no_store(warp::reply::html(html).into_response()),
+            Ok(html) => {
+                let mut res = no_store(warp::reply::html(html).into_response());
+                headers::page(
+                    &mut res,
+                    headers::Page::Overlay,
+                    Some(&nonce),
+                    host.as_deref(),
+                );
+                res
+            }
             Err(
                 e @ (crate::themes::ThemeError::NoTheme(_)
                 | crate::themes::ThemeError::NoPage { .. }),

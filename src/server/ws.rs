@@ -56,7 +56,16 @@ pub fn is_upgrade(req: &Request<Incoming>) -> bool {
 }
 
 /// Answers a `/ws` handshake and starts the connection task.
-pub fn upgrade(mut req: Request<Incoming>, relay: Arc<Relay>) -> Response {
+///
+/// The Host check has passed already; any origin may read events (they are public), but
+/// control ops need the guard's consent. The connection's `slot` moves into the websocket
+/// task: the socket counts under the connection cap until it closes, and no HTTP timeout
+/// applies to it any more.
+pub fn upgrade(
+    mut req: Request<Incoming>,
+    relay: Arc<Relay>,
+    slot: Arc<super::limits::Slot>,
+) -> Response {
     let headers = req.headers();
     let key = match headers.get(header::SEC_WEBSOCKET_KEY) {
         Some(k)
@@ -73,16 +82,7 @@ pub fn upgrade(mut req: Request<Incoming>, relay: Arc<Relay>) -> Response {
             );
         }
     };
-    let header_text = |name| {
-        headers
-            .get(name)
-            .and_then(|v: &HeaderValue| v.to_str().ok())
-            .map(str::to_string)
-    };
-    let origin = RequestOrigin {
-        origin: header_text(header::ORIGIN),
-        host: header_text(header::HOST),
-    };
+    let origin = RequestOrigin::from_parts(headers, req.uri().query());
     let query = parse_query(req.uri().query().unwrap_or(""));
     let may_control = relay.origin.check_change(&origin);
     let mut filter = ClientFilter::default();
@@ -93,7 +93,9 @@ pub fn upgrade(mut req: Request<Incoming>, relay: Arc<Relay>) -> Response {
     // Register before answering, so nothing published after the handshake is missed.
     let handle = relay.hub.register(filter);
     let on_upgrade = hyper::upgrade::on(&mut req);
+    slot.state.upgraded();
     tokio::spawn(async move {
+        let _slot = slot;
         let id = handle.id;
         match on_upgrade.await {
             Ok(upgraded) => {

@@ -23,3 +23,5 @@ mod themes_cli;
 mod themes_limits;
 mod themes_reload;
 mod triggers;
+mod web_limits;
+mod web_security;

@@ -42,6 +42,11 @@ pub const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// Size of every page's viewport: what OBS renders a browser source at.
 pub const VIEWPORT: (u32, u32) = (1920, 1080);
 
+/// Turns each `securitypolicyviolation` into a console error.
+const CSP_REPORTER: &str = "document.addEventListener('securitypolicyviolation', function (e) { \
+    console.error('CSP violation: ' + e.violatedDirective + ' blocked ' + (e.blockedURI || 'inline') \
+    + ' at ' + e.sourceFile + ':' + e.lineNumber); });";
+
 const LAUNCH_TIMEOUT: Duration = Duration::from_secs(30);
 const POLL_INTERVAL: Duration = Duration::from_millis(50);
 
@@ -303,6 +308,14 @@ impl Browser {
         for (method, params) in setup {
             page.call(method, params).await;
         }
+        // A Content-Security-Policy violation is an error of the page: Chromium logs most of
+        // them, and this makes sure every one (inline style attributes too) reaches the
+        // console error list. Injected by the browser, so the policy does not apply to it.
+        page.call(
+            "Page.addScriptToEvaluateOnNewDocument",
+            json!({ "source": CSP_REPORTER }),
+        )
+        .await;
 
         // The tab's initial about:blank is not a commit that Page reports, so
         // this load is navigation 1.

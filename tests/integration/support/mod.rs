@@ -137,6 +137,17 @@ impl RelayProcess {
         RelayProcess::start_command(command)
     }
 
+    /// Starts the binary with at most `limit` open files (soft and hard: it cannot raise it).
+    pub fn start_with_fd_limit(limit: u32, args: &[&str]) -> RelayProcess {
+        let script = format!("ulimit -n {limit} && exec \"$0\" \"$@\"");
+        let mut command = Command::new("sh");
+        command
+            .args(["-c", &script, binary()])
+            .args(args)
+            .env("RUST_LOG", "info");
+        RelayProcess::start_command(command)
+    }
+
     /// Starts `command` (the binary, or a wrapper that ends in `exec`ing it) and waits for
     /// its `listening on` line. The data dir defaults to a fresh temp folder.
     pub fn start_command(mut command: Command) -> RelayProcess {
@@ -321,6 +332,26 @@ pub async fn pending_alert_ids(base: &str, queue: &str) -> (Vec<String>, Value) 
         .map(|a| a["alert_id"].as_str().unwrap().to_string())
         .collect();
     (ids, q)
+}
+
+/// Sends `request` as written (any `Host`, any headers) and reads until the relay closes;
+/// returns the status and the whole response text. Add `Connection: close` to the request.
+pub async fn raw_http(addr: SocketAddr, request: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let mut buf = Vec::new();
+    tokio::time::timeout(WAIT, stream.read_to_end(&mut buf))
+        .await
+        .expect("response timed out")
+        .expect("read");
+    let text = String::from_utf8_lossy(&buf).to_string();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {text:?}"));
+    (status, text)
 }
 
 /// GETs a URL and parses the JSON answer.
