@@ -61,12 +61,38 @@ impl AppError {
     }
 }
 
-/// Completes on Ctrl-C (or never, if the signal cannot be installed).
+/// Completes on Ctrl-C (or never, if the signal cannot be installed). On Windows Ctrl-Break
+/// stops the relay too: it is the other stop key of a console window, and the only console
+/// event a parent can send to a child it started in its own process group (Ctrl-C is disabled
+/// there), which is how scripts and the release smoke test stop it cleanly.
 pub async fn ctrl_c() {
-    if tokio::signal::ctrl_c().await.is_err() {
-        std::future::pending::<()>().await;
+    #[cfg(windows)]
+    {
+        let ctrl_c = async {
+            if tokio::signal::ctrl_c().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        };
+        let ctrl_break = async {
+            match tokio::signal::windows::ctrl_break() {
+                Ok(mut signal) => {
+                    signal.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => tracing::info!("Ctrl-C: shutting down"),
+            _ = ctrl_break => tracing::info!("Ctrl-Break: shutting down"),
+        }
     }
-    tracing::info!("Ctrl-C: shutting down");
+    #[cfg(not(windows))]
+    {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+        tracing::info!("Ctrl-C: shutting down");
+    }
 }
 
 pub async fn run(
@@ -160,8 +186,10 @@ fn open_data_dir(common: &CommonArgs, source: Source) -> Result<Option<DataDir>,
         });
     }
     let Some(dir) = crate::persist::default_data_dir().map(|d| with_sub(&d)) else {
+        // The variable the default folder comes from (see persist::default_data_dir).
+        let var = if cfg!(windows) { "APPDATA" } else { "HOME" };
         tracing::warn!(
-            "no data folder found (HOME is not set); pending alerts and totals will not survive a restart; pass --data-dir"
+            "no data folder found ({var} is not set); pending alerts and totals will not survive a restart; pass --data-dir"
         );
         return Ok(None);
     };

@@ -10,6 +10,7 @@ mod demo_e2e;
 mod live;
 mod normalise;
 mod rcon;
+mod release;
 mod replay;
 mod themes_browser;
 mod themes_cli;
