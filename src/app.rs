@@ -152,8 +152,10 @@ fn open_data_dir(common: &CommonArgs, source: Source) -> Result<Option<DataDir>,
         });
     }
     let Some(dir) = crate::persist::default_data_dir().map(|d| with_sub(&d)) else {
+        // The variable the default folder comes from (see persist::default_data_dir).
+        let var = if cfg!(windows) { "APPDATA" } else { "HOME" };
         tracing::warn!(
-            "no data folder found (HOME is not set); pending alerts and totals will not survive a restart; pass --data-dir"
+            "no data folder found ({var} is not set); pending alerts and totals will not survive a restart; pass --data-dir"
         );
         return Ok(None);
     };

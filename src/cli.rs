@@ -5,10 +5,19 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+/// What `tikrelay --version` prints after the name: the version and the commit it was built
+/// from (`unknown` outside a git checkout), e.g. `0.1.0 (89712a9)`.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("TIKRELAY_GIT_COMMIT"),
+    ")"
+);
+
 #[derive(Debug, Parser)]
 #[command(
     name = "tikrelay",
-    version,
+    version = VERSION,
     about = "Local TikTok LIVE event relay: JSON events, OBS overlays, alert queues",
     long_about = "tikrelay connects to a TikTok LIVE stream (or a synthetic demo stream), turns what \
 happens into JSON events and serves overlay pages plus an event websocket on one local address \
@@ -171,7 +180,8 @@ pub struct CommonArgs {
     #[arg(long, global = true, env = "TIKRELAY_CONFIG")]
     pub config: Option<PathBuf>,
     /// Folder for pending alerts, alert history and session totals, kept across restarts
-    /// (default: the per-user data folder, e.g. ~/.local/share/tikrelay).
+    /// (default: the per-user data folder: %APPDATA%\tikrelay on Windows, ~/.local/share/tikrelay
+    /// on Linux, ~/Library/Application Support/tikrelay on macOS).
     #[arg(long, global = true, env = "TIKRELAY_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
     /// Start the session totals from zero instead of restoring the saved ones.

@@ -15,6 +15,7 @@ mod normalise;
 mod obs;
 mod obs_faults;
 mod rcon;
+mod release;
 mod replay;
 mod signals;
 mod streamerbot;
