@@ -35,6 +35,7 @@ use warp::reply::Response;
 
 use crate::events::Event;
 use crate::hub::Hub;
+use crate::server::guard::OriginPolicy;
 use tikfinity::Mapper;
 
 /// TikFinity's own port, which its widgets connect to.
@@ -174,6 +175,17 @@ pub async fn serve(
 ) {
     let mut shutdown = std::pin::pin!(shutdown);
     let stop = Arc::new(Notify::new());
+    // Any origin may read (widgets are served from anywhere), but the Host must name this
+    // socket, as on the main port: a DNS-rebinding page gets nothing.
+    let hosts = match listener.local_addr() {
+        Ok(addr) => Arc::new(OriginPolicy::new(addr)),
+        Err(e) => {
+            tracing::error!(
+                "TikFinity-compatible socket: cannot read its address ({e}); not serving"
+            );
+            return;
+        }
+    };
     loop {
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -189,10 +201,23 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let clients = clients.clone();
         let stop = stop.clone();
+        let hosts = hosts.clone();
         let service = hyper::service::service_fn(move |req: Request<Incoming>| {
             let clients = clients.clone();
             let stop = stop.clone();
-            async move { Ok::<_, Infallible>(answer(req, clients, stop)) }
+            let host = req
+                .headers()
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok());
+            let foreign = hosts.check_host(host).err();
+            async move {
+                Ok::<_, Infallible>(match foreign {
+                    Some(why) => {
+                        warp::reply::with_status(why, StatusCode::FORBIDDEN).into_response()
+                    }
+                    None => answer(req, clients, stop),
+                })
+            }
         });
         tokio::spawn(async move {
             let conn = hyper::server::conn::http1::Builder::new()

@@ -544,3 +544,26 @@ async fn a_port_in_use_is_a_clear_error() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn a_handshake_naming_another_host_is_refused_and_the_socket_goes_on() {
+    let relay = InProcess::start(&["--compat-port", "0"]).await;
+    let addr = relay.compat_addr.expect("compat socket open");
+    let handshake = |host: &str| {
+        format!(
+            "GET / HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade, close\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nOrigin: http://rebind.example\r\n\r\n"
+        )
+    };
+    // A DNS-rebinding page: its own host name, resolved to 127.0.0.1.
+    let (status, text) =
+        crate::support::raw_http(addr, &handshake(&format!("rebind.example:{}", addr.port())))
+            .await;
+    assert_eq!(status, 403, "{text}");
+    assert!(text.contains("is not this relay"), "{text}");
+    // Widgets served from anywhere still connect to ws://127.0.0.1:PORT/ and get events.
+    let mut ws = compat_client(&relay, "/").await;
+    let follow = json!({"type": "follow", "user": {"nickname": "Ana"}});
+    assert_eq!(post_test_event(&relay.url(""), follow).await, 200);
+    let frames = frames_until(&mut ws, "follow").await;
+    assert!(frames.iter().any(|f| f["event"] == "follow"), "{frames:?}");
+}
