@@ -15,6 +15,7 @@
 //! - [`triggers`]: trigger matching and the action workers (Minecraft RCON, webhooks).
 //! - [`alerts`]: named alert queues, one alert playing at a time per queue.
 //! - [`persist`]: the data dir where pending alerts and totals survive a restart.
+//! - [`fuzzing`]: one entry point per fuzz target (`fuzz/`), replayed by `cargo test` too.
 //! - [`app`]: wires the parts together for each command; [`cli`] is the command line.
 
 pub mod alerts;
@@ -22,6 +23,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod events;
+pub mod fuzzing;
 pub mod hub;
 pub mod persist;
 pub mod pipeline;

@@ -12,6 +12,7 @@
 //! serving, per file, and is reported as a [`TemplateProblem`]; the others update at once.
 
 mod fields;
+pub mod probe;
 pub mod scaffold;
 pub mod watch;
 

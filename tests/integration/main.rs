@@ -7,6 +7,7 @@ mod support;
 mod alerts;
 mod alerts_page;
 mod demo_e2e;
+mod fuzz_corpus;
 mod live;
 mod normalise;
 mod rcon;
