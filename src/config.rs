@@ -318,6 +318,17 @@ struct RawWebhooks {
 struct Ctx<'a> {
     file: &'a str,
     text: &'a str,
+    /// Where each compiled template's text is, by template name.
+    spans: std::cell::RefCell<BTreeMap<String, Range<usize>>>,
+}
+
+/// ` (template line L, column C)` when the position is known.
+fn template_at(line: Option<usize>, column: Option<usize>) -> String {
+    match (line, column) {
+        (Some(l), Some(c)) => format!(" (template line {l}, column {c})"),
+        (Some(l), None) => format!(" (template line {l})"),
+        _ => String::new(),
+    }
 }
 
 impl Ctx<'_> {
@@ -364,7 +375,11 @@ pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
 impl Config {
     /// Parses and validates config text; `file` names it in errors.
     pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
-        let cx = Ctx { file, text };
+        let cx = Ctx {
+            file,
+            text,
+            spans: Default::default(),
+        };
         let raw: RawConfig = toml::from_str(text).map_err(|e| {
             let span = e.span().unwrap_or(0..0);
             cx.err(span, e.message().trim_end().to_string())
@@ -461,6 +476,23 @@ impl Config {
             let trigger = config.trigger(&cx, i, t)?;
             config.triggers.push(trigger);
         }
+        // Trigger texts may define inline partials and include each other by name.
+        for registry in [&config.text_templates, &config.json_templates] {
+            if let Some(p) = crate::themes::limits::check_partials(registry)
+                .into_iter()
+                .next()
+            {
+                let span = cx.spans.borrow().get(&p.template).cloned().unwrap_or(0..0);
+                return Err(cx.err(
+                    span,
+                    format!(
+                        "template refused{}: {}",
+                        template_at(p.line, p.column),
+                        p.message
+                    ),
+                ));
+            }
+        }
         Ok(config)
     }
 
@@ -476,18 +508,20 @@ impl Config {
         } else {
             &mut self.text_templates
         };
-        registry
-            .register_template_string(&name, source.get_ref())
-            .map_err(|e| {
-                let at = match e.pos() {
-                    Some((l, c)) => format!(" (template line {l}, column {c})"),
-                    None => String::new(),
-                };
-                cx.err(
-                    source.span(),
-                    format!("template does not compile{at}: {}", e.reason()),
-                )
-            })?;
+        // The same limits as theme templates (nesting, partial depth): a trigger text that
+        // would overflow the stack when an event arrives is refused here instead.
+        let template = crate::themes::compile_checked(&name, source.get_ref()).map_err(|e| {
+            cx.err(
+                source.span(),
+                format!(
+                    "template does not compile{}: {}",
+                    template_at(e.line, e.column),
+                    e.message
+                ),
+            )
+        })?;
+        registry.register_template(&name, template);
+        cx.spans.borrow_mut().insert(name.clone(), source.span());
         Ok(name)
     }
 
@@ -748,6 +782,7 @@ fn valid_name(name: &str) -> bool {
 fn text_registry() -> Handlebars<'static> {
     let mut h = Handlebars::new();
     h.register_escape_fn(handlebars::no_escape);
+    crate::themes::limits::register_guard(&mut h);
     h
 }
 
@@ -757,6 +792,7 @@ fn json_registry() -> Handlebars<'static> {
         let quoted = serde_json::to_string(s).unwrap_or_default();
         quoted[1..quoted.len() - 1].to_string()
     });
+    crate::themes::limits::register_guard(&mut h);
     h
 }
 
@@ -876,6 +912,29 @@ alert = { title = "x" }
         );
         assert_eq!((l, c), (3, 10), "{m}");
         assert!(m.contains("on = \"gift\""), "{m}");
+    }
+
+    #[test]
+    fn templates_that_would_overflow_the_stack_are_refused_with_their_position() {
+        let (l, c, m) = invalid(
+            "[[trigger]]\non = \"follow\"\nalert = { title = '{{#*inline \"r\"}}{{> r}}{{/inline}}{{> r}}' }\n",
+        );
+        assert_eq!((l, c), (3, 19), "{m}");
+        assert!(m.contains("includes itself"), "{m}");
+
+        let deep = format!("{}x{}", "{{#if user}}".repeat(3000), "{{/if}}".repeat(3000));
+        let (l, c, m) = invalid(&format!(
+            "[[trigger]]\non = \"follow\"\nalert = {{ title = \"{deep}\" }}\n"
+        ));
+        assert_eq!((l, c), (3, 19), "{m}");
+        assert!(m.contains("nest more than"), "{m}");
+
+        // Two texts that include each other through inline partials of the same name.
+        let (l, _, m) = invalid(
+            "[[trigger]]\non = \"follow\"\nalert = { title = '{{#*inline \"a\"}}{{> b}}{{/inline}}x', subtitle = '{{#*inline \"b\"}}{{> a}}{{/inline}}y' }\n",
+        );
+        assert_eq!(l, 3, "{m}");
+        assert!(m.contains("includes itself"), "{m}");
     }
 
     #[test]

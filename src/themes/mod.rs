@@ -12,6 +12,7 @@
 //! serving, per file, and is reported as a [`TemplateProblem`]; the others update at once.
 
 mod fields;
+pub mod limits;
 pub mod probe;
 pub mod scaffold;
 pub mod watch;
@@ -27,12 +28,25 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 pub use fields::{FieldSpec, resolve_fields, validate_spec};
+pub use limits::compile_checked;
 
 static BUILTIN_OVERLAYS: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/overlays");
 static BUILTIN_TEMPLATES: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/templates");
 
 /// Largest template or theme.json read from disk.
-const MAX_TEMPLATE_BYTES: u64 = 1024 * 1024;
+const MAX_TEMPLATE_BYTES: u64 = limits::MAX_TEMPLATE_BYTES as u64;
+/// Folders read below a theme's folder. Themes keep images and sounds one or two folders down
+/// (`images/gifts/`); 8 leaves room for any layout and stops a walk into a deep tree.
+pub const MAX_THEME_DEPTH: usize = 8;
+/// Files and folders read per theme. The built-in theme has about 40; 2,000 fits a theme with
+/// image sequences and stops `--overlays` pointed at a home folder or a linked big tree from
+/// reading it all (at every save).
+pub const MAX_THEME_ENTRIES: usize = 2000;
+/// Themes loaded from one overlays folder.
+pub const MAX_THEMES: usize = 200;
+/// Largest static file served (read whole into memory per request): a long sound or a short
+/// video clip fits; anything bigger is refused with a log line.
+pub const MAX_STATIC_FILE_BYTES: u64 = 20 * 1024 * 1024;
 /// Field warnings kept for the dashboard (bad query values in overlay URLs).
 const FIELD_WARNINGS_KEPT: usize = 50;
 
@@ -243,13 +257,10 @@ impl ThemeRegistry {
         self.loaded.read().expect("themes lock").problems.clone()
     }
 
+    /// The theme called `name`, which may also be given as it appears in a URL path
+    /// (percent-encoded: `my%20theme`).
     pub fn theme(&self, name: &str) -> Option<Theme> {
-        self.loaded
-            .read()
-            .expect("themes lock")
-            .themes
-            .get(name)
-            .cloned()
+        find_theme(&self.loaded.read().expect("themes lock").themes, name).cloned()
     }
 
     /// Every page of every theme, for the dashboard.
@@ -261,7 +272,11 @@ impl ThemeRegistry {
                 out.push(PageListing {
                     theme: theme.name.clone(),
                     page: page.clone(),
-                    path: format!("/overlays/{}/{}", theme.name, page),
+                    path: format!(
+                        "/overlays/{}/{}",
+                        url_segment(&theme.name),
+                        url_segment(page)
+                    ),
                     width: info.width,
                     height: info.height,
                     description: info.description.clone(),
@@ -280,10 +295,9 @@ impl ThemeRegistry {
         relay: Value,
     ) -> Result<String, ThemeError> {
         let loaded = self.loaded.read().expect("themes lock");
-        let theme = loaded
-            .themes
-            .get(theme_name)
+        let theme = find_theme(&loaded.themes, theme_name)
             .ok_or_else(|| ThemeError::NoTheme(theme_name.into()))?;
+        let theme_name = theme.name.as_str();
         let info = theme
             .manifest
             .pages
@@ -308,9 +322,7 @@ impl ThemeRegistry {
             }
         }
         let ctx = page_context(theme_name, page, info, fields, &warnings, relay);
-        loaded
-            .hb
-            .render(&page_template_name(theme_name, page), &ctx)
+        limits::render(&loaded.hb, &page_template_name(theme_name, page), &ctx)
             .map_err(|e| ThemeError::Render(format!("{theme_name}/{page}.hbs: {e}")))
     }
 
@@ -327,9 +339,7 @@ impl ThemeRegistry {
     /// Renders a shared template (the dashboard) with `ctx`.
     pub fn render_shared(&self, name: &str, ctx: &Value) -> Result<String, ThemeError> {
         let loaded = self.loaded.read().expect("themes lock");
-        loaded
-            .hb
-            .render(name, ctx)
+        limits::render(&loaded.hb, name, ctx)
             .map_err(|e| ThemeError::Render(format!("{name}.hbs: {e}")))
     }
 
@@ -353,10 +363,43 @@ impl ThemeRegistry {
                 if !full.starts_with(&root) || !full.is_file() {
                     return None;
                 }
+                let size = std::fs::metadata(&full).ok()?.len();
+                if size > MAX_STATIC_FILE_BYTES {
+                    tracing::warn!(
+                        "{}: {size} bytes, over the {MAX_STATIC_FILE_BYTES}-byte limit for theme files; not served",
+                        full.display()
+                    );
+                    return None;
+                }
                 std::fs::read(full).ok().map(|b| (Cow::Owned(b), mime))
             }
         }
     }
+}
+
+/// Looks a theme up by its folder name, or by the name as a URL path carries it: the router
+/// hands over path segments as sent, so `my theme` arrives as `my%20theme`. The exact name is
+/// tried first, so a router that decodes first works the same.
+fn find_theme<'a>(themes: &'a BTreeMap<String, Theme>, name: &str) -> Option<&'a Theme> {
+    themes.get(name).or_else(|| {
+        let decoded = percent_encoding::percent_decode_str(name)
+            .decode_utf8()
+            .ok()?;
+        themes.get(decoded.as_ref())
+    })
+}
+
+/// Characters left as they are in a URL path segment (RFC 3986 unreserved); the rest is
+/// percent-encoded, so theme and page names with spaces or accents give working URLs.
+const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+/// `name` as one URL path segment.
+pub fn url_segment(name: &str) -> String {
+    percent_encoding::utf8_percent_encode(name, SEGMENT).to_string()
 }
 
 /// The render context of a page (DESIGN.md "Theme folders").
@@ -408,7 +451,7 @@ fn check_renders(
             continue;
         }
         let ctx = page_context(theme, page, info, fields.clone(), &[], relay.clone());
-        if let Err(e) = hb.render(&name, &ctx) {
+        if let Err(e) = limits::render(hb, &name, &ctx) {
             let mut p = problem(theme, &file, &e.reason().to_string());
             p.line = e.line_no;
             p.column = e.column_no;
@@ -505,17 +548,40 @@ fn collect_builtin(dir: &'static Dir<'static>, root: &Path, out: &mut Vec<Source
     }
 }
 
+/// Reads the templates and manifests of a theme or template folder, within the folder limits.
+/// Links to folders are never followed (a link to `.` would loop forever, a link to `/` read
+/// the whole disk); a linked file is read only when it resolves inside `root`.
 fn folder_files(root: &Path) -> Vec<SourceFile> {
     let mut out = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
+    let canonical_root = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
+    let mut stack = vec![(root.to_path_buf(), 0usize)];
+    let mut entries_seen = 0usize;
+    'walk: while let Some((dir, depth)) = stack.pop() {
         let Ok(entries) = std::fs::read_dir(&dir) else {
             continue;
         };
         for entry in entries.flatten() {
+            entries_seen += 1;
+            if entries_seen > MAX_THEME_ENTRIES {
+                tracing::warn!(
+                    "{}: more than {MAX_THEME_ENTRIES} files and folders; the rest are not read (limit: {MAX_THEME_ENTRIES} per theme)",
+                    root.display()
+                );
+                break 'walk;
+            }
             let path = entry.path();
-            if path.is_dir() {
-                stack.push(path);
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
+            if kind.is_dir() {
+                if depth + 1 > MAX_THEME_DEPTH {
+                    tracing::warn!(
+                        "{}: folders nested more than {MAX_THEME_DEPTH} deep are not read (limit: {MAX_THEME_DEPTH})",
+                        path.display()
+                    );
+                    continue;
+                }
+                stack.push((path, depth + 1));
                 continue;
             }
             let is_text = matches!(
@@ -525,12 +591,25 @@ fn folder_files(root: &Path) -> Vec<SourceFile> {
             if !is_text {
                 continue;
             }
+            if kind.is_symlink() {
+                match path.canonicalize() {
+                    Ok(target) if target.starts_with(&canonical_root) && target.is_file() => {}
+                    _ => {
+                        tracing::debug!(
+                            "{} is a link to a folder or to outside {}: not read",
+                            path.display(),
+                            root.display()
+                        );
+                        continue;
+                    }
+                }
+            }
             let rel = path
                 .strip_prefix(root)
                 .unwrap_or(&path)
                 .to_string_lossy()
                 .replace('\\', "/");
-            let text = match entry.metadata() {
+            let text = match std::fs::metadata(&path) {
                 Ok(m) if m.len() > MAX_TEMPLATE_BYTES => {
                     Err(format!("file is over the {MAX_TEMPLATE_BYTES}-byte limit"))
                 }
@@ -543,10 +622,24 @@ fn folder_files(root: &Path) -> Vec<SourceFile> {
     out
 }
 
+/// Whether a subfolder of the overlays folder is a theme: a `theme.json` or a page template at
+/// its top. Only the top is looked at, so pointing `--overlays` at a big folder stays quick.
+fn looks_like_theme(dir: &Path) -> bool {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return false;
+    };
+    entries.flatten().take(MAX_THEME_ENTRIES).any(|e| {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        name == "theme.json" || name.ends_with(".hbs")
+    })
+}
+
 fn new_handlebars() -> Handlebars<'static> {
     let mut hb = Handlebars::new();
     // Escaping stays on (the default): viewer text is never markup.
     hb.register_helper("json", Box::new(json_helper));
+    limits::register_guard(&mut hb);
     hb
 }
 
@@ -602,12 +695,15 @@ fn register(
             on_error.message = "the file is empty".into();
             on_error
         }
-        Ok(text) => match hb.register_template_string(name, text) {
-            Ok(()) => return,
+        Ok(text) => match limits::compile_checked(name, text) {
+            Ok(template) => {
+                hb.register_template(name, template);
+                return;
+            }
             Err(e) => {
-                on_error.line = e.pos().map(|p| p.0);
-                on_error.column = e.pos().map(|p| p.1);
-                on_error.message = readable_reason(&e.reason().to_string());
+                on_error.line = e.line;
+                on_error.column = e.column;
+                on_error.message = readable_reason(&e.message);
                 on_error
             }
         },
@@ -632,11 +728,14 @@ fn load_all(sources: &ThemeSources, previous: Option<&Loaded>) -> Loaded {
         Some(dir) => folder_files(dir),
         None => builtin_files(&BUILTIN_TEMPLATES),
     };
+    // Shared template name -> its file, for problems found across templates.
+    let mut shared_files = HashMap::new();
     for f in template_files {
         let Some(stem) = f.rel.strip_suffix(".hbs") else {
             continue;
         };
         let name = stem.strip_prefix("partials/").unwrap_or(stem);
+        shared_files.insert(name.to_string(), f.rel.clone());
         register(
             &mut hb,
             previous,
@@ -648,6 +747,8 @@ fn load_all(sources: &ThemeSources, previous: Option<&Loaded>) -> Loaded {
     }
 
     let mut themes: BTreeMap<String, (Origin, Vec<SourceFile>)> = BTreeMap::new();
+    // Themes of an overlays folder that cannot be read now, as they last loaded.
+    let mut kept: BTreeMap<String, Theme> = BTreeMap::new();
     for d in BUILTIN_OVERLAYS.dirs() {
         let name = d.path().to_string_lossy().to_string();
         themes.insert(name, (Origin::Builtin(d), builtin_files(d)));
@@ -658,8 +759,10 @@ fn load_all(sources: &ThemeSources, previous: Option<&Loaded>) -> Loaded {
     } else if let Some(dir) = &sources.overlays_dir {
         match std::fs::read_dir(dir) {
             Ok(entries) => {
+                let mut found = 0usize;
                 for entry in entries.flatten() {
                     let path = entry.path();
+                    // A theme folder may itself be a link (to a theme kept elsewhere).
                     if !path.is_dir() {
                         continue;
                     }
@@ -667,28 +770,45 @@ fn load_all(sources: &ThemeSources, previous: Option<&Loaded>) -> Loaded {
                     if name.starts_with('.') {
                         continue;
                     }
-                    let files = folder_files(&path);
                     // A folder with neither theme.json nor templates is not a theme (notes,
                     // assets): skip it quietly instead of reporting it.
-                    if !files
-                        .iter()
-                        .any(|f| f.rel == "theme.json" || f.rel.ends_with(".hbs"))
-                    {
+                    if !looks_like_theme(&path) {
                         tracing::debug!("{} is not a theme (no theme.json)", path.display());
                         continue;
                     }
+                    found += 1;
+                    if found > MAX_THEMES {
+                        tracing::warn!(
+                            "{}: more than {MAX_THEMES} themes; the rest are not loaded (limit: {MAX_THEMES})",
+                            dir.display()
+                        );
+                        break;
+                    }
+                    let files = folder_files(&path);
                     themes.insert(name, (Origin::Folder(path), files));
                 }
             }
-            Err(e) => problems.push(problem(
-                &dir.display().to_string(),
-                "",
-                &format!("cannot read the overlays folder: {e}"),
-            )),
+            Err(e) => {
+                // Deleted (or being replaced): the themes it held keep serving as last loaded.
+                let mut p = problem(
+                    &dir.display().to_string(),
+                    "",
+                    &format!("cannot read the overlays folder: {e}"),
+                );
+                for (name, theme) in previous.map(|l| &l.themes).into_iter().flatten() {
+                    if matches!(&theme.origin, Origin::Folder(root) if root.starts_with(dir)) {
+                        keep_previous_templates(&mut hb, previous, name);
+                        kept.insert(name.clone(), theme.clone());
+                        p.serving_last_good = true;
+                    }
+                }
+                problems.push(p);
+            }
         }
     }
 
-    let mut loaded_themes = BTreeMap::new();
+    let mut loaded_themes = kept;
+    let mut fresh = Vec::new();
     for (name, (origin, files)) in themes {
         let manifest = match load_manifest(&name, &files, &mut problems) {
             Some(m) => m,
@@ -698,13 +818,7 @@ fn load_all(sources: &ThemeSources, previous: Option<&Loaded>) -> Loaded {
                     if let Some(last) = problems.last_mut() {
                         last.serving_last_good = true;
                     }
-                    let prefix = format!("{name}/");
-                    let old_templates = &previous.expect("previous theme").hb;
-                    for (tpl_name, tpl) in old_templates.get_templates() {
-                        if tpl_name.starts_with(&prefix) {
-                            hb.register_template(tpl_name, tpl.clone());
-                        }
-                    }
+                    keep_previous_templates(&mut hb, previous, &name);
                     loaded_themes.insert(name, old.clone());
                 }
                 continue;
@@ -733,24 +847,103 @@ fn load_all(sources: &ThemeSources, previous: Option<&Loaded>) -> Loaded {
                 description: String::new(),
             });
         }
+        fresh.push(Theme {
+            name,
+            manifest,
+            origin,
+        });
+    }
+    // Partials may include each other across files (a page, a shared partial, another
+    // theme's page): only with every template registered can includes be followed.
+    refuse_recursive_partials(&mut hb, previous, &shared_files, &mut problems);
+    for mut theme in fresh {
+        let name = theme.name.clone();
         // Pages listed in theme.json without a template cannot render.
-        manifest
+        theme
+            .manifest
             .pages
             .retain(|page, _| hb.has_template(&page_template_name(&name, page)));
-        check_renders(&mut hb, previous, &name, &manifest, &mut problems);
-        loaded_themes.insert(
-            name.clone(),
-            Theme {
-                name,
-                manifest,
-                origin,
-            },
-        );
+        check_renders(&mut hb, previous, &name, &theme.manifest, &mut problems);
+        loaded_themes.insert(name, theme);
     }
     Loaded {
         hb,
         themes: loaded_themes,
         problems,
+    }
+}
+
+/// Registers the templates `theme` had in the previous registry, for a theme that keeps
+/// serving as it last loaded.
+fn keep_previous_templates(hb: &mut Handlebars<'static>, previous: Option<&Loaded>, theme: &str) {
+    let Some(previous) = previous else {
+        return;
+    };
+    let prefix = format!("{theme}/");
+    for (tpl_name, tpl) in previous.hb.get_templates() {
+        if tpl_name.starts_with(&prefix) {
+            hb.register_template(tpl_name, tpl.clone());
+        }
+    }
+}
+
+/// The theme and file a registered template name comes from (`theme/page` is a page, any
+/// other name a shared template).
+fn template_origin(name: &str, shared_files: &HashMap<String, String>) -> (String, String) {
+    match name.split_once('/') {
+        Some((theme, page)) => (theme.to_string(), format!("{page}.hbs")),
+        None => (
+            "templates".to_string(),
+            shared_files
+                .get(name)
+                .cloned()
+                .unwrap_or_else(|| format!("{name}.hbs")),
+        ),
+    }
+}
+
+/// Finds partials that include themselves or nest too deep ([`limits::check_partials`]) and
+/// takes the template with the include out: its last good version serves if it has one (and
+/// is checked again), else it is not served.
+fn refuse_recursive_partials(
+    hb: &mut Handlebars<'static>,
+    previous: Option<&Loaded>,
+    shared_files: &HashMap<String, String>,
+    problems: &mut Vec<TemplateProblem>,
+) {
+    let mut replaced = std::collections::HashSet::new();
+    // Each round takes at least one template out, so this ends.
+    for _ in 0..=hb.get_templates().len() {
+        let found = limits::check_partials(hb);
+        if found.is_empty() {
+            return;
+        }
+        for p in found {
+            let (theme, file) = template_origin(&p.template, shared_files);
+            let last_good = previous
+                .filter(|_| replaced.insert(p.template.clone()))
+                .and_then(|l| l.hb.get_template(&p.template));
+            match last_good {
+                Some(t) => hb.register_template(&p.template, t.clone()),
+                None => hb.unregister_template(&p.template),
+            }
+            let serving_last_good = last_good.is_some();
+            if let Some(q) = problems
+                .iter_mut()
+                .find(|q| q.theme == theme && q.file == file)
+            {
+                q.serving_last_good = serving_last_good;
+                continue;
+            }
+            problems.push(TemplateProblem {
+                theme,
+                file,
+                line: p.line,
+                column: p.column,
+                message: p.message,
+                serving_last_good,
+            });
+        }
     }
 }
 

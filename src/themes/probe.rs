@@ -9,7 +9,7 @@ use handlebars::Handlebars;
 use super::{
     BUILTIN_TEMPLATES, Manifest, PageInfo, SourceFile, TemplateProblem, builtin_files,
     check_renders, default_height, default_width, load_manifest, new_handlebars,
-    page_template_name, problem, register,
+    page_template_name, problem, refuse_recursive_partials, register,
 };
 
 /// The theme name problems are reported under.
@@ -29,7 +29,7 @@ pub fn manifest(text: &str) -> (Option<Manifest>, Vec<TemplateProblem>) {
 
 /// Registers `text` as a page of a theme next to the built-in shared templates (the `layout`
 /// partial, the `json` helper) and renders it with the default page context, as loading and
-/// hot reload do; returns the problems found (none when the page serves).
+/// hot reload do (template limits, recursive partials refused); returns the problems found (none when the page serves).
 pub fn page_template(text: &str) -> Vec<TemplateProblem> {
     // The shared templates are the same for every call: compile them once.
     static SHARED: OnceLock<Handlebars<'static>> = OnceLock::new();
@@ -61,6 +61,9 @@ pub fn page_template(text: &str) -> Vec<TemplateProblem> {
         problem(THEME, &file, ""),
         &mut problems,
     );
+    // As `load_all` does: partials that include themselves are taken out before rendering.
+    let shared_files = Default::default();
+    refuse_recursive_partials(&mut hb, None, &shared_files, &mut problems);
     let mut manifest = Manifest::default();
     if hb.has_template(&name) {
         manifest.pages.insert(

@@ -9,20 +9,29 @@
 //! `css_only` reload that pages apply in place, anything else reloads the theme's pages, and a
 //! template that no longer compiles is reported instead of reloaded (its last good version
 //! keeps serving, so reloading would show nothing new).
+//!
+//! Links to folders are not followed (a link loop, or a link to a big tree, would otherwise be
+//! walked and watched whole). A watched folder that is deleted takes its watch with it, so the
+//! roots are also checked every [`ROOT_CHECK`]: a folder that is gone is logged (pages keep the
+//! themes as last loaded), and one that comes back (or was replaced) is watched again and
+//! reloaded.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use notify::RecursiveMode;
-use notify_debouncer_full::{DebounceEventResult, Debouncer, RecommendedCache, new_debouncer};
+use notify_debouncer_full::{DebounceEventResult, Debouncer, RecommendedCache, new_debouncer_opt};
 use tokio::sync::mpsc;
 
 use super::{TemplateProblem, ThemeRegistry};
 
 /// Quiet time that ends a burst of saves. Small, so a save shows within a fraction of a second.
 pub const DEBOUNCE: Duration = Duration::from_millis(60);
+
+/// How often the watched folders are checked for having been deleted or replaced.
+pub const ROOT_CHECK: Duration = Duration::from_secs(1);
 
 /// Files whose change matters to a page; editor swap and backup files are not among them.
 const WATCHED_EXTENSIONS: &[&str] = &[
@@ -51,9 +60,11 @@ pub struct WatchError {
     source: notify::Error,
 }
 
+type FolderDebouncer = Debouncer<notify::RecommendedWatcher, RecommendedCache>;
+
 /// Keeps the folder watch alive; dropping it stops hot reload.
 pub struct ThemeWatcher {
-    _debouncer: Debouncer<notify::RecommendedWatcher, RecommendedCache>,
+    _debouncer: Arc<Mutex<FolderDebouncer>>,
 }
 
 /// Where a changed file belongs.
@@ -89,32 +100,34 @@ pub fn spawn(
         return Ok(None);
     }
     let (tx, mut rx) = mpsc::unbounded_channel::<Vec<PathBuf>>();
-    let mut debouncer =
-        new_debouncer(
-            DEBOUNCE,
-            None,
-            move |result: DebounceEventResult| match result {
-                Ok(events) => {
-                    let paths: Vec<PathBuf> = events
-                        .into_iter()
-                        .filter(|e| changes_content(&e.event.kind))
-                        .flat_map(|e| e.event.paths)
-                        .collect();
-                    if !paths.is_empty() {
-                        let _ = tx.send(paths);
-                    }
+    let root_tx = tx.clone();
+    let mut debouncer = new_debouncer_opt(
+        DEBOUNCE,
+        None,
+        move |result: DebounceEventResult| match result {
+            Ok(events) => {
+                let paths: Vec<PathBuf> = events
+                    .into_iter()
+                    .filter(|e| changes_content(&e.event.kind))
+                    .flat_map(|e| e.event.paths)
+                    .collect();
+                if !paths.is_empty() {
+                    let _ = tx.send(paths);
                 }
-                Err(errors) => {
-                    for e in errors {
-                        tracing::warn!("theme folder watch: {e}");
-                    }
+            }
+            Err(errors) => {
+                for e in errors {
+                    tracing::warn!("theme folder watch: {e}");
                 }
-            },
-        )
-        .map_err(|source| WatchError {
-            path: dirs[0].clone(),
-            source,
-        })?;
+            }
+        },
+        RecommendedCache::new(),
+        notify::Config::default().with_follow_symlinks(false),
+    )
+    .map_err(|source| WatchError {
+        path: dirs[0].clone(),
+        source,
+    })?;
     for dir in &dirs {
         debouncer
             .watch(dir, RecursiveMode::Recursive)
@@ -124,13 +137,23 @@ pub fn spawn(
             })?;
         tracing::info!("watching {} for theme changes", dir.display());
     }
+    let debouncer = Arc::new(Mutex::new(debouncer));
+    tokio::spawn(watch_roots(
+        Arc::downgrade(&debouncer),
+        dirs.clone(),
+        root_tx,
+    ));
     tokio::spawn(async move {
         while let Some(mut paths) = rx.recv().await {
             // Batches that arrive while a reload runs are folded into the next one.
             while let Ok(more) = rx.try_recv() {
                 paths.extend(more);
             }
-            let changed = classify(&roots, &paths);
+            let mut changed = classify(&roots, &paths);
+            // A watched folder itself came back or went away: every page may change.
+            if paths.iter().any(|p| dirs.contains(p)) {
+                changed.entry(None).or_default().push(String::new());
+            }
             if changed.is_empty() {
                 continue;
             }
@@ -148,6 +171,11 @@ pub fn spawn(
             } else {
                 registry.problems()
             };
+            // While a watched folder is gone, pages keep what they show: reloading them now
+            // would find their stylesheets and scripts missing.
+            if dirs.iter().any(|d| folder_id(d).is_none()) {
+                continue;
+            }
             let changes = changes_for(&changed, &problems);
             if !changes.is_empty() {
                 on_change(changes);
@@ -157,6 +185,68 @@ pub fn spawn(
     Ok(Some(ThemeWatcher {
         _debouncer: debouncer,
     }))
+}
+
+/// Which folder is at a path: its device and inode, so a folder deleted and created again
+/// between two checks is still seen as new. `None` when there is no folder.
+#[cfg(unix)]
+fn folder_id(dir: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(dir).ok().filter(|m| m.is_dir())?;
+    Some((m.dev(), m.ino()))
+}
+
+#[cfg(not(unix))]
+fn folder_id(dir: &Path) -> Option<(u64, u64)> {
+    dir.is_dir().then_some((0, 0))
+}
+
+/// Checks the watched folders every [`ROOT_CHECK`]: one that is gone is logged; one that is
+/// back (or was replaced by a new folder) is watched again, and its path is sent as a change
+/// so the registry reloads. Ends when the watcher is dropped.
+async fn watch_roots(
+    debouncer: std::sync::Weak<Mutex<FolderDebouncer>>,
+    dirs: Vec<PathBuf>,
+    changes: mpsc::UnboundedSender<Vec<PathBuf>>,
+) {
+    let mut ids: Vec<Option<(u64, u64)>> = dirs.iter().map(|d| folder_id(d)).collect();
+    let mut tick = tokio::time::interval(ROOT_CHECK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(debouncer) = debouncer.upgrade() else {
+            return;
+        };
+        for (dir, id) in dirs.iter().zip(ids.iter_mut()) {
+            let now = folder_id(dir);
+            if now == *id {
+                continue;
+            }
+            match now {
+                None => tracing::warn!(
+                    "{} is gone: hot reload waits for it to come back; pages keep the themes as last loaded",
+                    dir.display()
+                ),
+                Some(_) => {
+                    let mut d = debouncer.lock().expect("watcher lock");
+                    // The old watch went with the old folder; drop what is left of it.
+                    let _ = d.unwatch(dir);
+                    if let Err(e) = d.watch(dir, RecursiveMode::Recursive) {
+                        tracing::warn!("cannot watch {} again: {e}; retrying", dir.display());
+                        continue;
+                    }
+                    tracing::info!(
+                        "{} is back: watching it for theme changes again",
+                        dir.display()
+                    );
+                }
+            }
+            *id = now;
+            if now.is_some() && changes.send(vec![dir.clone()]).is_err() {
+                return;
+            }
+        }
+    }
 }
 
 /// Whether an event can change what a page shows. Reads (access events, and the metadata

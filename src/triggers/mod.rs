@@ -342,7 +342,8 @@ fn render(
     template: &str,
     ctx: &Value,
 ) -> Option<String> {
-    match registry.render(template, ctx) {
+    // With the template limits (partial depth, stack), like theme pages.
+    match crate::themes::limits::render(registry, template, ctx) {
         Ok(s) => Some(s),
         Err(e) => {
             tracing::warn!("template {template} failed: {e}");

@@ -14,5 +14,6 @@ mod rcon;
 mod replay;
 mod themes_browser;
 mod themes_cli;
+mod themes_limits;
 mod themes_reload;
 mod triggers;
