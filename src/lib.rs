@@ -19,6 +19,7 @@
 //! - [`persist`]: the data dir where pending alerts and totals survive a restart.
 //! - [`signals`]: the stop signals that end the relay cleanly (Ctrl-C, SIGTERM, SIGHUP, the
 //!   Windows console events).
+//! - [`fuzzing`]: one entry point per fuzz target (`fuzz/`), replayed by `cargo test` too.
 //! - [`app`]: wires the parts together for each command; [`cli`] is the command line.
 
 pub mod alerts;
@@ -27,6 +28,7 @@ pub mod cli;
 pub mod compat;
 pub mod config;
 pub mod events;
+pub mod fuzzing;
 pub mod hub;
 pub mod obs;
 pub mod persist;

@@ -31,13 +31,13 @@ pub const MAX_THEMES: usize = 200;
 pub const MAX_STATIC_FILE_BYTES: u64 = 20 * 1024 * 1024;
 
 /// A file of a theme or template set, wherever it lives.
-struct SourceFile {
+pub(super) struct SourceFile {
     /// Path relative to its root, with `/`.
-    rel: String,
-    text: Result<String, String>,
+    pub(super) rel: String,
+    pub(super) text: Result<String, String>,
 }
 
-fn builtin_files(dir: &'static Dir<'static>) -> Vec<SourceFile> {
+pub(super) fn builtin_files(dir: &'static Dir<'static>) -> Vec<SourceFile> {
     let mut out = Vec::new();
     collect_builtin(dir, dir.path(), &mut out);
     out
@@ -164,7 +164,7 @@ fn readable_reason(reason: &str) -> String {
 
 /// Registers a template; when it does not compile, records the problem and keeps the previous
 /// registry's version of it (if there was one) serving.
-fn register(
+pub(super) fn register(
     hb: &mut Handlebars<'static>,
     previous: Option<&Loaded>,
     name: &str,
@@ -390,7 +390,7 @@ fn template_origin(name: &str, shared_files: &HashMap<String, String>) -> (Strin
 /// Finds partials that include themselves or nest too deep ([`limits::check_partials`]) and
 /// takes the template with the include out: its last good version serves if it has one (and
 /// is checked again), else it is not served.
-fn refuse_recursive_partials(
+pub(super) fn refuse_recursive_partials(
     hb: &mut Handlebars<'static>,
     previous: Option<&Loaded>,
     shared_files: &HashMap<String, String>,
@@ -434,7 +434,7 @@ fn refuse_recursive_partials(
 
 /// Parses and checks a theme's `theme.json`. `None` (with a problem recorded) when it cannot
 /// be used at all; fields with a bad declaration are reported and dropped.
-fn load_manifest(
+pub(super) fn load_manifest(
     name: &str,
     files: &[SourceFile],
     problems: &mut Vec<TemplateProblem>,
@@ -493,7 +493,7 @@ fn load_manifest(
     Some(manifest)
 }
 
-fn problem(theme: &str, file: &str, message: &str) -> TemplateProblem {
+pub(super) fn problem(theme: &str, file: &str, message: &str) -> TemplateProblem {
     TemplateProblem {
         theme: theme.into(),
         file: file.into(),
@@ -507,7 +507,7 @@ fn problem(theme: &str, file: &str, message: &str) -> TemplateProblem {
 /// Renders every page of `theme` with its default fields; a page that compiles but cannot
 /// render (a missing partial, a helper error) is a problem too. With a previous registry, such
 /// a page goes back to its last good version.
-fn check_renders(
+pub(super) fn check_renders(
     hb: &mut Handlebars<'static>,
     previous: Option<&Loaded>,
     theme: &str,

@@ -16,6 +16,7 @@
 mod fields;
 pub mod limits;
 mod load;
+pub mod probe;
 pub mod scaffold;
 pub mod watch;
 

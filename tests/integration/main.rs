@@ -9,6 +9,7 @@ mod alerts_page;
 mod compat;
 mod demo_e2e;
 mod full_disk;
+mod fuzz_corpus;
 mod limits;
 mod live;
 mod normalise;
