@@ -12,7 +12,9 @@
 //! - [`stats`]: session totals and the state snapshot.
 //! - [`themes`]: theme folders, handlebars rendering, field validation.
 //! - [`server`]: every HTTP and websocket route, behind the origin guard.
-//! - [`config`]: the TOML config file (queues, triggers, actions, goals) and its validation.
+//! - [`config`]: the TOML config file (queues, triggers, actions, goals): the validated types,
+//!   `load` and `parse` in `config/mod.rs`, the raw serde tables in `raw.rs`, validation in
+//!   `validate.rs`.
 //! - [`triggers`]: trigger matching and the action workers (Minecraft RCON, webhooks).
 //! - [`obs`]: OBS scene, source and text actions over obs-websocket v5 (client and worker).
 //! - [`alerts`]: named alert queues, one alert playing at a time per queue.
