@@ -22,13 +22,13 @@ use crate::pipeline::{self, Input};
 use crate::recorder::{EventRecorder, FrameRecorder};
 use crate::server::{self, OriginPolicy, Relay};
 use crate::sources::demo;
+use crate::sources::live::ws::Outputs;
+use crate::sources::live::{Endpoints, LiveConfig, Target, Timings, client};
 use crate::sources::replay::{self, ReplayOptions};
 use crate::stats::SessionState;
 use crate::stats::Stats;
 use crate::themes::watch::{ThemeChange, ThemeWatcher};
 use crate::themes::{ThemeRegistry, ThemeSources};
-use crate::tiktok::ws::Outputs;
-use crate::tiktok::{Endpoints, LiveConfig, Target, Timings, client};
 use crate::triggers::{self, Engine};
 
 /// How often changed totals are pushed to overlays as `state` messages.

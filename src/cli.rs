@@ -71,7 +71,7 @@ pub struct LiveArgs {
 #[derive(Debug, Args, Clone)]
 pub struct TiktokArgs {
     /// The sign server that makes TikTok's signed first request (Euler Stream by default).
-    #[arg(long, value_name = "URL", default_value = crate::tiktok::DEFAULT_SIGN_URL)]
+    #[arg(long, value_name = "URL", default_value = crate::sources::live::DEFAULT_SIGN_URL)]
     pub sign_url: String,
     /// API key for the sign server (raises its limits). Prefer the environment variable: a
     /// key on the command line shows in the process list.
@@ -83,10 +83,10 @@ pub struct TiktokArgs {
     )]
     pub sign_api_key: Option<String>,
     /// TikTok's web host (live page, room API).
-    #[arg(long, value_name = "URL", default_value = crate::tiktok::DEFAULT_WEB_URL)]
+    #[arg(long, value_name = "URL", default_value = crate::sources::live::DEFAULT_WEB_URL)]
     pub tiktok_web_url: String,
     /// TikTok's webcast host (live check by room id).
-    #[arg(long, value_name = "URL", default_value = crate::tiktok::DEFAULT_WEBCAST_URL)]
+    #[arg(long, value_name = "URL", default_value = crate::sources::live::DEFAULT_WEBCAST_URL)]
     pub tiktok_webcast_url: String,
 }
 

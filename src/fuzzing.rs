@@ -42,7 +42,7 @@ pub fn push_frame(data: &[u8]) {
     );
     pipeline::process(
         &mut normaliser,
-        Input::FetchResult(data.to_vec()),
+        Input::FetchResult(frame::decode_fetch_result(data.to_vec()).map(Box::new)),
         now,
         &mut out,
     );

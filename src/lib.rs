@@ -1,9 +1,11 @@
 //! tikrelay: a local TikTok LIVE event relay for OBS overlays.
 //!
 //! # Layout
-//! - [`tiktok`]: the webcast wire format (frames, gzip) shared by every source, and the live
-//!   client (room lookup, sign step, websocket, reconnects).
-//! - [`sources`]: event sources besides live TikTok (the synthetic demo, replay).
+//! - [`tiktok`]: the webcast wire format (frames, gzip, fetch results) shared by every source;
+//!   it imports only the generated protocol types ([`proto`]).
+//! - [`sources`]: the event sources: the live client (room lookup, sign step, websocket,
+//!   reconnects, backlog rule), the synthetic demo, replay. They feed [`pipeline`] with its
+//!   `Input`, the one direction data flows.
 //! - [`events`]: the one [`events::Event`] type, the normaliser, gift combos, de-duplication.
 //! - [`pipeline`]: the task that turns source input into published events.
 //! - [`recorder`]: `--record` (raw frames, TIKREC1) and `--record-events` (JSONL), and the reader.
@@ -50,4 +52,55 @@ pub mod proto {
 
     /// The compiled schema (a `FileDescriptorSet`), for descriptor-driven decoding.
     pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/webcast.bin"));
+}
+
+#[cfg(test)]
+mod tests {
+    /// The `use crate::…` lines of every `.rs` file under `dir` (relative to `src/`).
+    fn crate_imports(dir: &str) -> Vec<(String, String)> {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("src")
+            .join(dir);
+        let mut found = Vec::new();
+        let mut dirs = vec![root];
+        while let Some(d) = dirs.pop() {
+            for entry in std::fs::read_dir(&d).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    dirs.push(path);
+                } else if path.extension().is_some_and(|e| e == "rs") {
+                    let text = std::fs::read_to_string(&path).unwrap();
+                    for line in text.lines() {
+                        let line = line.trim();
+                        if line.starts_with("use crate::") || line.contains(" crate::") {
+                            found.push((path.display().to_string(), line.to_string()));
+                        }
+                    }
+                }
+            }
+        }
+        assert!(!found.is_empty(), "no imports found under src/{dir}");
+        found
+    }
+
+    #[test]
+    fn the_wire_format_imports_nothing_above_it() {
+        for (file, line) in crate_imports("tiktok") {
+            for above in [
+                "pipeline", "sources", "recorder", "events", "hub", "app", "server", "stats",
+            ] {
+                assert!(
+                    !line.contains(&format!("crate::{above}")),
+                    "{file}: `{line}` points up the module graph"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_live_client_does_not_borrow_from_the_demo() {
+        for (file, line) in crate_imports("sources/live") {
+            assert!(!line.contains("sources::demo"), "{file}: `{line}`");
+        }
+    }
 }

@@ -1,9 +1,9 @@
 //! The pipeline task: the one place where raw input becomes published events.
 //!
-//! Sources send [`Input`]s (raw push frames, fetch results, or ready events such as lifecycle
-//! and test events) into one channel; this task decodes and normalises them in arrival order,
-//! ends timed-out combos on tokio time, and publishes every event to the hub. A frame that does
-//! not decode is logged with its reason and skipped; the stream goes on.
+//! Sources send [`Input`]s (raw push frames, fetch results they have decoded, or ready events
+//! such as lifecycle and test events) into one channel; this task decodes and normalises them in
+//! arrival order, ends timed-out combos on tokio time, and publishes every event to the hub. A
+//! frame that does not decode is logged with its reason and skipped; the stream goes on.
 
 use std::sync::Arc;
 
@@ -13,7 +13,8 @@ use tokio::time::Instant;
 use crate::events::Event;
 use crate::events::normalise::Normaliser;
 use crate::hub::Hub;
-use crate::tiktok::frame;
+use crate::proto::ProtoMessageFetchResult;
+use crate::tiktok::frame::{self, FrameError};
 
 /// Capacity of the input channel; sources wait when the pipeline is this far behind.
 pub const INPUT_BUFFER: usize = 4096;
@@ -23,8 +24,11 @@ pub const INPUT_BUFFER: usize = 4096;
 pub enum Input {
     /// One websocket binary message from TikTok (or built like one).
     PushFrame(Vec<u8>),
-    /// A fetch result body (the sign server's first answer).
-    FetchResult(Vec<u8>),
+    /// A fetch result (the sign server's first answer, or a pushed frame's payload) that the
+    /// source has already decoded, to read its ack and end flags or apply the backlog rule, or
+    /// why it did not decode. Passed on decoded so each result is decoded exactly once; the
+    /// recorder has already written the bytes as they arrived.
+    FetchResult(Result<Box<ProtoMessageFetchResult>, FrameError>),
     /// An event that needs no decoding (lifecycle, test, JSONL replay).
     Event(Box<Event>),
     /// The room that following messages belong to.
@@ -32,6 +36,13 @@ pub enum Input {
     /// A replay starts over: forget seen msg_ids and open combos, or the next pass would be
     /// dropped as duplicates.
     Rewind,
+}
+
+impl Input {
+    /// A fetch result the source decoded itself.
+    pub fn fetch_result(result: ProtoMessageFetchResult) -> Input {
+        Input::FetchResult(Ok(Box::new(result)))
+    }
 }
 
 /// What the pipeline did, returned when it stops (the replay benchmark prints it).
@@ -59,7 +70,7 @@ pub fn process(normaliser: &mut Normaliser, input: Input, now: Instant, out: &mu
                 tracing::warn!("push frame skipped: {e}")
             }
         },
-        Input::FetchResult(bytes) => match frame::decode_fetch_result(bytes) {
+        Input::FetchResult(decoded) => match decoded {
             Ok(result) => log_errors(normaliser.fetch_result(&result, now, out)),
             Err(e) => {
                 normaliser.count_undecodable();

@@ -12,6 +12,7 @@ use std::time::Duration;
 use prost::Message;
 use tokio::sync::mpsc;
 
+use super::rng::Rng;
 use crate::events::{Event, EventKind, Source};
 use crate::pipeline::Input;
 use crate::proto;
@@ -65,33 +66,6 @@ const GIFTS: &[(i64, &str, i32, bool, &str)] = &[
     (11046, "Galaxy", 1000, false, "galaxy.svg"),
     (6369, "Lion", 29999, false, "lion.svg"),
 ];
-
-/// A small deterministic generator (splitmix64): the same seed gives the same stream.
-#[derive(Debug, Clone)]
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `0..n` (n > 0).
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n.max(1)
-    }
-
-    pub fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-}
 
 #[derive(Debug)]
 struct DemoCombo {

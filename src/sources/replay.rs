@@ -20,16 +20,14 @@ use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use prost::Message as _;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::events::{Event, Source};
 use crate::pipeline::Input;
-use crate::proto::ProtoMessageFetchResult;
 use crate::recorder::{self, RecordKind, RecordReader};
-use crate::tiktok::backlog::{self, Connection};
-use crate::tiktok::frame::MAX_FRAME_BYTES;
+use crate::sources::live::backlog::{self, Connection};
+use crate::tiktok::frame::{self, MAX_FRAME_BYTES};
 
 /// Pace of a bare frame stream, which carries no times.
 pub const BARE_FRAMES_PER_SECOND: f64 = 10.0;
@@ -304,19 +302,14 @@ fn items(
     })
 }
 
-/// A recorded fetch result with the backlog rule applied, as the live client relayed it.
+/// A recorded fetch result with the backlog rule applied, as the live client relayed it. It is
+/// decoded here, once: the pipeline takes the decoded result (or why it did not decode, which
+/// it logs and counts).
 fn fetch_result(bytes: Vec<u8>, connection: Connection) -> Input {
-    match ProtoMessageFetchResult::decode(bytes.as_slice()) {
-        Ok(mut result) => {
-            if backlog::drop_backlog(&mut result, connection) == 0 {
-                Input::FetchResult(bytes)
-            } else {
-                Input::FetchResult(result.encode_to_vec())
-            }
-        }
-        // The pipeline logs why it does not decode.
-        Err(_) => Input::FetchResult(bytes),
-    }
+    Input::FetchResult(frame::decode_fetch_result(bytes).map(|mut result| {
+        backlog::drop_backlog(&mut result, connection);
+        Box::new(result)
+    }))
 }
 
 /// How long to wait for a gap of `gap` in the recording at `speed`: checked float arithmetic,
@@ -393,6 +386,53 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_recorded_fetch_result_reaches_the_pipeline_decoded_with_its_backlog_dropped() {
+        use crate::events::normalise::Normaliser;
+        use crate::proto::{CommonMessageData, ProtoMessageFetchResult, WebcastChatMessage};
+        use prost::Message as _;
+
+        let now = 1_800_000_000_000;
+        let chat = |id: i64, created: i64, history: bool| {
+            let m = WebcastChatMessage {
+                common: Some(CommonMessageData {
+                    msg_id: id,
+                    create_time: created,
+                    ..Default::default()
+                }),
+                content: format!("hi {id}"),
+                ..Default::default()
+            };
+            let mut b = frame::base_message("WebcastChatMessage", id, &m);
+            b.is_history = history;
+            b
+        };
+        let recorded = ProtoMessageFetchResult {
+            messages: vec![chat(1, now - 5_000, true), chat(2, now - 1_000, false)],
+            now,
+            ..Default::default()
+        }
+        .encode_to_vec();
+        let input = fetch_result(recorded, Connection::First);
+        let Input::FetchResult(Ok(result)) = &input else {
+            panic!("not decoded: {input:?}");
+        };
+        let ids: Vec<i64> = result.messages.iter().map(|m| m.msg_id).collect();
+        assert_eq!(ids, vec![2], "the history message is the backlog");
+        let mut normaliser = Normaliser::new(Source::Replay, Duration::from_secs(10));
+        let mut out = Vec::new();
+        crate::pipeline::process(&mut normaliser, input, Instant::now(), &mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].id, "2");
+
+        // Bytes that are no fetch result reach the pipeline as the reason, counted there.
+        let input = fetch_result(vec![0xff; 7], Connection::First);
+        assert!(matches!(input, Input::FetchResult(Err(_))), "{input:?}");
+        crate::pipeline::process(&mut normaliser, input, Instant::now(), &mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!(normaliser.stats().undecodable, 1);
+    }
 
     #[test]
     fn speeds_out_of_range_are_refused() {

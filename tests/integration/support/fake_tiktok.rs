@@ -643,8 +643,8 @@ async fn connection(
 }
 
 /// Short timings, so reconnects and polls take milliseconds.
-pub fn test_timings() -> tikrelay::tiktok::Timings {
-    tikrelay::tiktok::Timings {
+pub fn test_timings() -> tikrelay::sources::live::Timings {
+    tikrelay::sources::live::Timings {
         backoff_min: Duration::from_millis(100),
         backoff_max: Duration::from_millis(400),
         stable_after: Duration::from_secs(60),
@@ -662,7 +662,7 @@ pub struct LiveOpts {
     pub exit_on_end: bool,
     pub api_key: Option<String>,
     pub record: tikrelay::app::RecordPaths,
-    pub timings: tikrelay::tiktok::Timings,
+    pub timings: tikrelay::sources::live::Timings,
 }
 
 impl Default for LiveOpts {
@@ -688,7 +688,7 @@ pub struct LiveRelay {
 
 impl LiveRelay {
     pub async fn start(fake: &FakeTikTok, target: &str, opts: LiveOpts) -> LiveRelay {
-        use tikrelay::tiktok::{Endpoints, LiveConfig, Target};
+        use tikrelay::sources::live::{Endpoints, LiveConfig, Target};
         super::install_crypto();
         let url = fake.url();
         let config = LiveConfig {

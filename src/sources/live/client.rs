@@ -20,7 +20,6 @@
 
 use std::time::Duration;
 
-use prost::Message as _;
 use tokio::time::Instant;
 
 use super::backlog::{self, Connection};
@@ -30,7 +29,7 @@ use super::{LiveConfig, LiveError, Timings, sign};
 use crate::events::{Event, EventKind, Source, local_id};
 use crate::pipeline::Input;
 use crate::recorder::RecordKind;
-use crate::sources::demo::Rng;
+use crate::sources::rng::Rng;
 
 /// Jittered exponential backoff: attempt n waits a random time in `[d/2, d]` where
 /// `d = min · 2ⁿ`, capped at `max`.
@@ -219,9 +218,7 @@ pub async fn run(config: LiveConfig, out: Outputs) -> Result<(), LiveError> {
             tracing::debug!("{dropped} backlog messages of the sign result not relayed");
         }
         let ended_at_once = ws::ends_live(&initial);
-        if !initial.messages.is_empty()
-            && !out.send(Input::FetchResult(initial.encode_to_vec())).await
-        {
+        if !initial.messages.is_empty() && !out.send(Input::fetch_result(initial)).await {
             return Ok(());
         }
         let end = if ended_at_once {

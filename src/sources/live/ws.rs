@@ -26,13 +26,14 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use super::{BROWSER_USER_AGENT, LiveError, frame};
+use super::{BROWSER_USER_AGENT, LiveError};
 use crate::pipeline::Input;
 use crate::proto::{
     HeartBeatMessage, ProtoMessageFetchResult, WebcastControlMessage, WebcastImEnterRoomMessage,
     WebcastPushFrame,
 };
 use crate::recorder::{FrameRecorder, RecordKind};
+use crate::tiktok::frame;
 
 /// Messages above this size end the connection inside the websocket library; smaller ones that
 /// are still over [`frame::MAX_FRAME_BYTES`] are skipped by the frame decoder with a log line.
@@ -370,16 +371,8 @@ impl Session {
                 return Ok(None);
             }
         }
-        let payload = match frame::frame_payload(&frame) {
-            Ok(p) => p.into_owned(),
-            Err(e) => {
-                tracing::warn!("push frame {} skipped: {e}", frame.seq_id);
-                return Ok(None);
-            }
-        };
-        // Decoded here only to read the ack and end flags; the pipeline decodes its own copy
-        // (a few KiB per frame at live rates).
-        let result = match frame::decode_fetch_result(bytes::Bytes::copy_from_slice(&payload)) {
+        // Decoded here to read the ack and end flags, and handed to the pipeline decoded.
+        let result = match frame::frame_fetch_result(&frame) {
             Ok(r) => r,
             Err(e) => {
                 tracing::warn!("push frame {} skipped: {e}", frame.seq_id);
@@ -393,7 +386,7 @@ impl Session {
                 .map_err(|e| format!("ack failed: {}", super::room::error_chain(&e)))?;
         }
         let ended = ends_live(&result);
-        if !out.send(Input::FetchResult(payload)).await {
+        if !out.send(Input::fetch_result(result)).await {
             return Ok(Some(SessionEnd::PipelineGone));
         }
         if ended {
