@@ -21,12 +21,11 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use hyper::body::Incoming;
-use hyper::header::{self, HeaderValue};
+use hyper::header;
 use hyper::{Request, StatusCode};
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, broadcast, mpsc};
 use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
@@ -36,6 +35,7 @@ use warp::reply::Response;
 use crate::events::Event;
 use crate::hub::Hub;
 use crate::server::guard::OriginPolicy;
+use crate::server::ws;
 use tikfinity::Mapper;
 
 /// TikFinity's own port, which its widgets connect to.
@@ -236,29 +236,11 @@ fn text_response(status: StatusCode, text: &'static str) -> Response {
     warp::reply::with_status(text, status).into_response()
 }
 
-fn is_upgrade(req: &Request<Incoming>) -> bool {
-    let has = |name: header::HeaderName, token: &str| {
-        req.headers().get_all(name).iter().any(|v| {
-            v.to_str()
-                .is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
-        })
-    };
-    has(header::UPGRADE, "websocket") && has(header::CONNECTION, "upgrade")
-}
-
 /// Upgrades a websocket handshake on any path; anything else gets a hint.
 fn answer(mut req: Request<Incoming>, clients: Arc<Clients>, stop: Arc<Notify>) -> Response {
-    let key = req
-        .headers()
-        .get(header::SEC_WEBSOCKET_KEY)
-        .filter(|_| {
-            req.headers()
-                .get(header::SEC_WEBSOCKET_VERSION)
-                .is_some_and(|v| v == "13")
-        })
-        .cloned();
+    let key = ws::handshake_key(&req);
     let key = match key {
-        Some(k) if is_upgrade(&req) => k,
+        Some(k) if ws::is_upgrade(&req) => k,
         _ => {
             return text_response(
                 StatusCode::UPGRADE_REQUIRED,
@@ -285,15 +267,7 @@ fn answer(mut req: Request<Incoming>, clients: Arc<Clients>, stop: Arc<Notify>) 
         }
         clients.unregister(id);
     });
-    let mut res = warp::reply().into_response();
-    *res.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-    let h = res.headers_mut();
-    h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-    h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
-    if let Ok(accept) = HeaderValue::from_str(&derive_accept_key(key.as_bytes())) {
-        h.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
-    }
-    res
+    ws::switching_protocols(&key)
 }
 
 /// Writes frames to one client until it leaves, is cut off, or the relay stops.

@@ -411,11 +411,12 @@ fn json_registry() -> Handlebars<'static> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    /// Where `text` is refused, and why.
-    pub(super) fn invalid(text: &str) -> (usize, usize, String) {
+    /// Where `text` is refused, and why (the config's own tests and those of the sections
+    /// other modules declare, such as `[obs]`).
+    pub(crate) fn invalid(text: &str) -> (usize, usize, String) {
         match Config::parse(text, "t.toml") {
             Err(ConfigError::Invalid {
                 line,

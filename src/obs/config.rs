@@ -211,22 +211,10 @@ pub fn action(
 
 #[cfg(test)]
 mod tests {
-    use crate::config::{Config, ConfigError};
+    use crate::config::Config;
+    use crate::config::tests::invalid;
     use crate::obs::ObsAction;
     use std::time::Duration;
-
-    fn invalid(text: &str) -> (usize, usize, String) {
-        match Config::parse(text, "t.toml") {
-            Err(ConfigError::Invalid {
-                line,
-                column,
-                message,
-                ..
-            }) => (line, column, message),
-            Err(e) => panic!("unexpected {e}"),
-            Ok(_) => panic!("config accepted:\n{text}"),
-        }
-    }
 
     #[test]
     fn the_three_action_forms_and_the_obs_table_parse() {

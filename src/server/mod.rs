@@ -14,7 +14,7 @@ pub mod headers;
 mod interfaces;
 pub mod limits;
 mod obs;
-mod ws;
+pub mod ws;
 
 use std::collections::HashMap;
 use std::convert::Infallible;

@@ -66,22 +66,13 @@ pub fn upgrade(
     relay: Arc<Relay>,
     slot: Arc<super::limits::Slot>,
 ) -> Response {
-    let headers = req.headers();
-    let key = match headers.get(header::SEC_WEBSOCKET_KEY) {
-        Some(k)
-            if headers
-                .get(header::SEC_WEBSOCKET_VERSION)
-                .is_some_and(|v| v == "13") =>
-        {
-            k.clone()
-        }
-        _ => {
-            return super::error_response(
-                StatusCode::BAD_REQUEST,
-                "not a websocket handshake (version 13 with Sec-WebSocket-Key expected)",
-            );
-        }
+    let Some(key) = handshake_key(&req) else {
+        return super::error_response(
+            StatusCode::BAD_REQUEST,
+            "not a websocket handshake (version 13 with Sec-WebSocket-Key expected)",
+        );
     };
+    let headers = req.headers();
     let origin = RequestOrigin::from_parts(headers, req.uri().query());
     let query = parse_query(req.uri().query().unwrap_or(""));
     let may_control = relay.origin.check_change(&origin);
@@ -124,6 +115,24 @@ pub fn upgrade(
         }
         relay.hub.unregister(id);
     });
+    switching_protocols(&key)
+}
+
+/// The `Sec-WebSocket-Key` of a version 13 handshake, or `None` when `req` is not one.
+pub fn handshake_key(req: &Request<Incoming>) -> Option<HeaderValue> {
+    let headers = req.headers();
+    headers
+        .get(header::SEC_WEBSOCKET_KEY)
+        .filter(|_| {
+            headers
+                .get(header::SEC_WEBSOCKET_VERSION)
+                .is_some_and(|v| v == "13")
+        })
+        .cloned()
+}
+
+/// The `101 Switching Protocols` answer to a handshake whose key is `key`.
+pub fn switching_protocols(key: &HeaderValue) -> Response {
     let mut res = warp::reply().into_response();
     *res.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     let h = res.headers_mut();
