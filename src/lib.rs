@@ -12,7 +12,8 @@
 //! - [`compat`]: the TikFinity-compatible event socket (`--compat-port`).
 //! - [`hub`]: fan-out to websocket clients (bounded per client) and in-process consumers.
 //! - [`stats`]: session totals and the state snapshot.
-//! - [`themes`]: theme folders, handlebars rendering, field validation.
+//! - [`themes`]: theme folders, handlebars rendering, field validation, hot reload and its
+//!   `reload`/`template_error` messages.
 //! - [`server`]: every HTTP and websocket route, behind the origin guard.
 //! - [`config`]: the TOML config file (queues, triggers, actions, goals): the validated types,
 //!   `load` and `parse` in `config/mod.rs`, the raw serde tables in `raw.rs`, validation in
@@ -24,7 +25,9 @@
 //! - [`signals`]: the stop signals that end the relay cleanly (Ctrl-C, SIGTERM, SIGHUP, the
 //!   Windows console events).
 //! - [`fuzzing`]: one entry point per fuzz target (`fuzz/`), replayed by `cargo test` too.
-//! - [`app`]: wires the parts together for each command; [`cli`] is the command line.
+//! - [`app`]: the one place the parts are wired together for each command (`app/mod.rs`), with
+//!   the commands' bodies beside it (`check`, `live`, `replay`) and what a starting relay prints
+//!   (`urls`); [`cli`] is the command line.
 
 pub mod alerts;
 pub mod app;

@@ -1,5 +1,6 @@
 //! Hot reload: watches the `--overlays` and `--templates` folders and turns saves into theme
-//! changes for live pages.
+//! changes for live pages, and those changes into the `reload` and `template_error` messages
+//! the hub sends them.
 //!
 //! The folders are watched, never single files, because editors save by writing a temporary
 //! file and renaming it over the original (the original's inode, and a file watch on it, is
@@ -26,6 +27,7 @@ use notify_debouncer_full::{DebounceEventResult, Debouncer, RecommendedCache, ne
 use tokio::sync::mpsc;
 
 use super::{TemplateProblem, ThemeRegistry};
+use crate::hub::{Audience, Outbound};
 
 /// Quiet time that ends a burst of saves. Small, so a save shows within a fraction of a second.
 pub const DEBOUNCE: Duration = Duration::from_millis(60);
@@ -51,6 +53,42 @@ pub enum ThemeChange {
     },
     /// A saved file does not load; its last good version (if any) keeps serving.
     Error(TemplateProblem),
+}
+
+impl ThemeChange {
+    /// The message that tells live pages: `reload` (logged as it goes out) or `template_error`.
+    pub fn message(self) -> Outbound {
+        match self {
+            ThemeChange::Reload {
+                theme,
+                path,
+                css_only,
+            } => {
+                tracing::info!(
+                    "reload {}/{path}{}",
+                    theme.as_deref().unwrap_or("(all pages)"),
+                    if css_only { " (css only)" } else { "" }
+                );
+                Outbound::relay(
+                    "reload",
+                    serde_json::json!({"theme": theme, "path": path, "css_only": css_only}),
+                    Audience::All,
+                )
+            }
+            ThemeChange::Error(p) => Outbound::relay(
+                "template_error",
+                serde_json::json!({
+                    "theme": p.theme,
+                    "file": p.file,
+                    "line": p.line,
+                    "column": p.column,
+                    "message": p.message,
+                    "serving_last_good": p.serving_last_good,
+                }),
+                Audience::All,
+            ),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -400,6 +438,40 @@ mod tests {
             templates: Some(PathBuf::from("/t")),
             linked: vec![(PathBuf::from("/elsewhere/kept"), "linked".into())],
         }
+    }
+
+    #[test]
+    fn changes_become_reload_and_template_error_messages_for_every_page() {
+        let parse = |m: &Outbound| serde_json::from_str::<serde_json::Value>(&m.json).unwrap();
+        let reload = ThemeChange::Reload {
+            theme: Some("neon".into()),
+            path: "style.css".into(),
+            css_only: true,
+        }
+        .message();
+        assert_eq!(&*reload.type_name, "reload");
+        assert_eq!(reload.audience, Audience::All);
+        assert!(!reload.is_event);
+        assert_eq!(
+            parse(&reload),
+            serde_json::json!({"v": 1, "type": "reload", "theme": "neon", "path": "style.css", "css_only": true})
+        );
+        let error = ThemeChange::Error(TemplateProblem {
+            theme: "neon".into(),
+            file: "alerts.hbs".into(),
+            line: Some(3),
+            column: None,
+            message: "unclosed block".into(),
+            serving_last_good: true,
+        })
+        .message();
+        assert_eq!(&*error.type_name, "template_error");
+        assert_eq!(error.audience, Audience::All);
+        assert_eq!(
+            parse(&error),
+            serde_json::json!({"v": 1, "type": "template_error", "theme": "neon", "file": "alerts.hbs",
+                "line": 3, "column": null, "message": "unclosed block", "serving_last_good": true})
+        );
     }
 
     #[test]

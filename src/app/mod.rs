@@ -1,8 +1,18 @@
 //! Wires the parts together for each command: bind, build the hub and themes, start the
-//! pipeline and the source, serve until shutdown. Errors carry the exit code DESIGN.md gives.
+//! pipeline and the source, serve until shutdown. This is the one place parts are connected;
+//! the commands' own bodies live beside it (`check`, `live`, `replay`), as does what a starting
+//! relay prints (`urls`). Errors carry the exit code DESIGN.md gives.
+
+mod check;
+mod live;
+mod replay;
+mod urls;
+
+pub use check::check;
+pub use live::{live, live_config};
+pub use replay::replay;
 
 use std::future::Future;
-use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -11,23 +21,19 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
-use crate::cli::{Cli, Command, CommonArgs, LiveArgs, ReplayArgs};
+use crate::cli::{Cli, Command, CommonArgs};
 use crate::config::Config;
 use crate::events::Source;
 use crate::events::normalise::Normaliser;
 use crate::hub::Hub;
-use crate::hub::{Audience, Outbound};
 use crate::persist::{DataDir, SESSION_FILE};
 use crate::pipeline::{self, Input};
-use crate::recorder::{EventRecorder, FrameRecorder};
+use crate::recorder::EventRecorder;
 use crate::server::{self, OriginPolicy, Relay};
 use crate::sources::demo;
-use crate::sources::live::ws::Outputs;
-use crate::sources::live::{Endpoints, LiveConfig, Target, Timings, client};
-use crate::sources::replay::{self, ReplayOptions};
 use crate::stats::SessionState;
 use crate::stats::Stats;
-use crate::themes::watch::{ThemeChange, ThemeWatcher};
+use crate::themes::watch::ThemeWatcher;
 use crate::themes::{ThemeRegistry, ThemeSources};
 use crate::triggers::{self, Engine};
 
@@ -85,7 +91,7 @@ pub async fn run(
             Ok(())
         }
         Command::Check(_) => check(&cli.common),
-        Command::Theme(crate::cli::ThemeCommand::New { dir }) => theme_new(&dir),
+        Command::Theme(crate::cli::ThemeCommand::New { dir }) => check::theme_new(&dir),
         Command::Live(args) => {
             let config = live_config(&args)?;
             let listener = bind(&cli.common).await?;
@@ -105,22 +111,6 @@ pub async fn run(
         }
         Command::Replay(args) => replay(&cli.common, args, shutdown).await,
     }
-}
-
-/// `tikrelay check`: validates what the common options point at (the config, then the
-/// themes), prints one line per part, and fails (exit 2) on the first invalid one.
-pub fn check(common: &CommonArgs) -> Result<(), AppError> {
-    let config = load_config(common)?;
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(
-        out,
-        "config ok: {} ({} triggers; queues: {})",
-        config.origin,
-        config.triggers.len(),
-        config.queues.keys().cloned().collect::<Vec<_>>().join(", ")
-    );
-    drop(out);
-    check_overlays(common)
 }
 
 /// Loads and validates `--config` (or the built-in default); invalid is a usage error (exit 2).
@@ -171,105 +161,11 @@ fn open_data_dir(common: &CommonArgs, source: Source) -> Result<Option<DataDir>,
     }
 }
 
-/// Loads and renders every theme and template the relay would serve.
-fn check_overlays(common: &CommonArgs) -> Result<(), AppError> {
-    let registry = ThemeRegistry::load(theme_sources(common));
-    let problems = registry.problems();
-    let mut out = std::io::stdout().lock();
-    if problems.is_empty() {
-        let pages = registry.pages();
-        let themes: std::collections::BTreeSet<&str> =
-            pages.iter().map(|p| p.theme.as_str()).collect();
-        let _ = writeln!(
-            out,
-            "ok: {} theme(s), {} page(s) load and render",
-            themes.len(),
-            pages.len()
-        );
-        return Ok(());
-    }
-    let base = common.overlays.as_deref();
-    let single = theme_sources(common).single_theme().is_some();
-    let list: Vec<String> = problems
-        .iter()
-        .map(|p| match (base, p.theme.as_str()) {
-            (_, "templates") => match &common.templates {
-                Some(t) => format!("{}: {}", t.join(&p.file).display(), located(p)),
-                None => format!("templates/{}: {}", p.file, located(p)),
-            },
-            (Some(dir), theme) => {
-                let root = if single {
-                    dir.to_path_buf()
-                } else {
-                    dir.join(theme)
-                };
-                format!("{}: {}", root.join(&p.file).display(), located(p))
-            }
-            (None, _) => p.to_string(),
-        })
-        .collect();
-    Err(AppError::Usage(format!(
-        "{} problem(s) in themes; fix them and run `tikrelay check` again:\n  {}",
-        list.len(),
-        list.join("\n  ")
-    )))
-}
-
-/// `line L, column C: message` of a problem, for messages that name the file already.
-fn located(p: &crate::themes::TemplateProblem) -> String {
-    match (p.line, p.column) {
-        (Some(l), Some(c)) => format!("line {l}, column {c}: {}", p.message),
-        (Some(l), None) => format!("line {l}: {}", p.message),
-        _ => p.message.clone(),
-    }
-}
-
-/// `tikrelay theme new DIR`.
-fn theme_new(dir: &std::path::Path) -> Result<(), AppError> {
-    let files = crate::themes::scaffold::new_theme(dir).map_err(|e| match e {
-        e @ crate::themes::scaffold::ScaffoldError::Exists(_) => AppError::Usage(e.to_string()),
-        e => AppError::Other(e.into()),
-    })?;
-    let name = dir
-        .canonicalize()
-        .ok()
-        .and_then(|d| d.file_name().map(|n| n.to_string_lossy().to_string()))
-        .unwrap_or_else(|| dir.display().to_string());
-    let shown = dir.display();
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(
-        out,
-        "created theme {name:?} in {shown} ({} files)\n\nnext:\n  1. run:   tikrelay demo --overlays {shown}\n  2. open:  http://127.0.0.1:8642/overlays/{name}/alerts (every page is listed on the dashboard, http://127.0.0.1:8642/)\n  3. edit {shown}/style.css or any .hbs file: open pages update as you save\n  4. check: tikrelay check --overlays {shown}",
-        files.len()
-    );
-    Ok(())
-}
-
 fn theme_sources(common: &CommonArgs) -> ThemeSources {
     ThemeSources {
         overlays_dir: common.overlays.clone(),
         templates_dir: common.templates.clone(),
     }
-}
-
-/// Validates the `live` flags into the live client's configuration.
-pub fn live_config(args: &LiveArgs) -> Result<LiveConfig, AppError> {
-    let target = Target::parse(&args.target).map_err(AppError::Usage)?;
-    let t = &args.tiktok;
-    let endpoints = Endpoints::new(&t.tiktok_web_url, &t.tiktok_webcast_url, &t.sign_url);
-    endpoints.validate().map_err(AppError::Usage)?;
-    Ok(LiveConfig {
-        target,
-        endpoints,
-        sign_api_key: t
-            .sign_api_key
-            .as_deref()
-            .map(str::trim)
-            .filter(|k| !k.is_empty())
-            .map(str::to_string),
-        wait_live: args.wait_live,
-        timings: Timings::default(),
-    })
 }
 
 /// Where `live` records, if anywhere.
@@ -316,66 +212,6 @@ impl Served {
     }
 }
 
-/// Relays a TikTok LIVE. Returns when the LIVE ends and `exit_on_end` is set, on shutdown, or
-/// with the error that stopped the live client before it could relay anything (exit code 3).
-///
-/// Without `exit_on_end`, the end of the LIVE stops the live client but the server stays up,
-/// so overlays keep showing the final totals until the streamer presses Ctrl-C (exit code 0).
-pub async fn live(
-    listener: TcpListener,
-    common: &CommonArgs,
-    config: LiveConfig,
-    record: RecordPaths,
-    exit_on_end: bool,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), AppError> {
-    let frames = match &record.frames {
-        Some(p) => Some(FrameRecorder::create(p).map_err(|e| record_error(p, e))?),
-        None => None,
-    };
-    let running = start(listener, common, Source::Tiktok)?;
-    let events = record_events(record.events.as_deref(), &running.hub)?;
-    let input = running.input.clone();
-    let server = Served::spawn(running);
-    let outputs = Outputs {
-        input: input.clone(),
-        recorder: frames.clone(),
-    };
-    let who = config.target.to_string();
-    let mut source = tokio::spawn(client::run(config, outputs));
-    tokio::pin!(shutdown);
-    let result = tokio::select! {
-        _ = &mut shutdown => {
-            source.abort();
-            Ok(())
-        }
-        done = &mut source => match done {
-            Ok(Ok(())) if exit_on_end => {
-                drain(&input).await;
-                Ok(())
-            }
-            Ok(Ok(())) => {
-                drain(&input).await;
-                tracing::info!(
-                    "{who}: the LIVE has ended; overlays stay served until Ctrl-C (use --wait-live to wait for the next LIVE)"
-                );
-                shutdown.await;
-                Ok(())
-            }
-            Ok(Err(e)) => Err(AppError::Unreachable(e.to_string())),
-            Err(e) => Err(AppError::Other(anyhow::anyhow!("the live client stopped: {e}"))),
-        }
-    };
-    server.stop().await;
-    if let Some(f) = frames {
-        f.finish().await;
-    }
-    if let Some(e) = events {
-        e.finish().await;
-    }
-    result
-}
-
 /// Waits until the pipeline has taken every input, then a moment for clients to receive it.
 async fn drain(input: &mpsc::Sender<Input>) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
@@ -383,85 +219,6 @@ async fn drain(input: &mpsc::Sender<Input>) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     tokio::time::sleep(Duration::from_millis(250)).await;
-}
-
-/// Plays a recording; with `--no-server`, prints the throughput at the end.
-pub async fn replay(
-    common: &CommonArgs,
-    args: ReplayArgs,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), AppError> {
-    if !args.max {
-        replay::validate_speed(args.speed).map_err(AppError::Usage)?;
-    }
-    if !args.file.is_file() {
-        return Err(AppError::Usage(format!(
-            "cannot read {}: no such file",
-            args.file.display()
-        )));
-    }
-    let options = ReplayOptions {
-        speed: args.speed,
-        max: args.max,
-        repeat: args.repeat,
-    };
-    let replay_error = |e: replay::ReplayError| AppError::Usage(e.to_string());
-    if args.no_server {
-        let combo_timeout = Duration::try_from_secs_f64(common.combo_timeout)
-            .map_err(|_| AppError::Usage("--combo-timeout takes seconds, e.g. 10".into()))?;
-        let hub = Hub::new(Arc::new(Stats::default()));
-        let events = record_events(args.jsonl.as_deref(), &hub)?;
-        let (tx, rx) = mpsc::channel(pipeline::INPUT_BUFFER);
-        let pipeline = tokio::spawn(pipeline::run(
-            rx,
-            Normaliser::new(Source::Replay, combo_timeout),
-            hub.clone(),
-        ));
-        let started = std::time::Instant::now();
-        let played = tokio::select! {
-            r = replay::run(args.file.clone(), options, tx) => r,
-            _ = shutdown => Ok(Default::default()),
-        };
-        let report = pipeline.await.unwrap_or_default();
-        let elapsed = started.elapsed().as_secs_f64().max(1e-9);
-        if let Some(e) = events {
-            e.finish().await;
-        }
-        let played = played.map_err(replay_error)?;
-        let messages = report.normalise.messages;
-        println!(
-            "replayed {messages} messages ({} duplicates, {} undecodable) into {} events in {elapsed:.3} s: {:.0} messages/s, {:.0} events/s",
-            report.normalise.duplicates,
-            report.normalise.undecodable.saturating_add(played.skipped),
-            report.events,
-            messages as f64 / elapsed,
-            report.events as f64 / elapsed,
-        );
-        return Ok(());
-    }
-    let listener = bind(common).await?;
-    let running = start(listener, common, Source::Replay)?;
-    running.hub.stats().set_connection("replay", "connected");
-    let events = record_events(args.jsonl.as_deref(), &running.hub)?;
-    let input = running.input.clone();
-    let server = Served::spawn(running);
-    let played = tokio::select! {
-        r = replay::run(args.file.clone(), options, input.clone()) => r,
-        _ = shutdown => Ok(Default::default()),
-    };
-    drain(&input).await;
-    server.stop().await;
-    if let Some(e) = events {
-        e.finish().await;
-    }
-    let played = played.map_err(replay_error)?;
-    tracing::info!(
-        "replay finished: {} items played, {} lines skipped, {} gaps shortened",
-        played.sent,
-        played.skipped,
-        played.shortened_gaps
-    );
-    Ok(())
 }
 
 /// Binds the listening socket; a port in use is a usage error with a hint, not a panic.
@@ -507,7 +264,7 @@ pub fn start(
     let combo_timeout = Duration::try_from_secs_f64(common.combo_timeout)
         .map_err(|_| AppError::Usage("--combo-timeout takes seconds, e.g. 10".into()))?;
     let limits = server_limits(common)?;
-    let origin = OriginPolicy::new(addr).with_token(access_token(common, addr));
+    let origin = OriginPolicy::new(addr).with_token(urls::access_token(common, addr));
     let config = Arc::new(load_config(common)?);
     let data = open_data_dir(common, source)?;
     let session = match &data {
@@ -626,21 +383,6 @@ fn server_limits(common: &CommonArgs) -> Result<server::Limits, AppError> {
     })
 }
 
-/// `--token`, else a new one when the relay listens beyond loopback (other PCs can reach it,
-/// and they can forge any `Host` or `Origin`); `None` means control needs the own origin only.
-fn access_token(common: &CommonArgs, addr: SocketAddr) -> Option<String> {
-    let given = common
-        .token
-        .as_deref()
-        .map(str::trim)
-        .filter(|t| !t.is_empty());
-    match given {
-        Some(t) => Some(t.to_string()),
-        None if addr.ip().is_loopback() => None,
-        None => Some(server::guard::generate_token()),
-    }
-}
-
 /// Starts hot reload: theme changes become `reload` and `template_error` messages for pages.
 /// A folder that cannot be watched is logged; the relay still serves it, without hot reload.
 fn watch_themes(themes: &Arc<ThemeRegistry>, hub: &Arc<Hub>) -> Option<ThemeWatcher> {
@@ -648,7 +390,7 @@ fn watch_themes(themes: &Arc<ThemeRegistry>, hub: &Arc<Hub>) -> Option<ThemeWatc
     let result = crate::themes::watch::spawn(themes.clone(), move |changes| {
         let Some(hub) = hub.upgrade() else { return };
         for change in changes {
-            hub.send(theme_message(change));
+            hub.send(change.message());
         }
     });
     match result {
@@ -657,39 +399,6 @@ fn watch_themes(themes: &Arc<ThemeRegistry>, hub: &Arc<Hub>) -> Option<ThemeWatc
             tracing::error!("{e}; pages will not reload on save (restart tikrelay after edits)");
             None
         }
-    }
-}
-
-fn theme_message(change: ThemeChange) -> Outbound {
-    match change {
-        ThemeChange::Reload {
-            theme,
-            path,
-            css_only,
-        } => {
-            tracing::info!(
-                "reload {}/{path}{}",
-                theme.as_deref().unwrap_or("(all pages)"),
-                if css_only { " (css only)" } else { "" }
-            );
-            Outbound::relay(
-                "reload",
-                serde_json::json!({"theme": theme, "path": path, "css_only": css_only}),
-                Audience::All,
-            )
-        }
-        ThemeChange::Error(p) => Outbound::relay(
-            "template_error",
-            serde_json::json!({
-                "theme": p.theme,
-                "file": p.file,
-                "line": p.line,
-                "column": p.column,
-                "message": p.message,
-                "serving_last_good": p.serving_last_good,
-            }),
-            Audience::All,
-        ),
     }
 }
 
@@ -714,53 +423,5 @@ impl Running {
         server::serve(self.listener, self.relay, shutdown).await;
         let _ = compat_stop.send(());
         self.engine.save_now();
-    }
-
-    fn print_urls(&self) {
-        let base = format!("http://{}", self.addr);
-        let token = self.relay.origin.token();
-        let with_token = |path: &str| match token {
-            Some(t) => format!("{path}?token={t}"),
-            None => path.to_string(),
-        };
-        let mut out = std::io::stdout().lock();
-        // The first stdout line is machine-read: keep its format.
-        let _ = writeln!(out, "listening on {base}");
-        let _ = writeln!(out, "dashboard: {base}{}", with_token("/"));
-        if let Some(addr) = self.compat_addr {
-            let _ = writeln!(
-                out,
-                "TikFinity-compatible socket (for TikFinity widgets): {}",
-                crate::compat::url(addr)
-            );
-        }
-        if let Some(t) = token {
-            // The token is printed here (stdout, for the streamer), never logged in full.
-            tracing::info!(
-                "control needs the access token {}; the URLs below carry it",
-                server::guard::masked(t)
-            );
-            let _ = writeln!(
-                out,
-                "access token: required to control the relay; keep these URLs private"
-            );
-        }
-        if self.addr.ip().is_unspecified() {
-            for ip in server::lan_addresses() {
-                let host = SocketAddr::new(ip, self.addr.port());
-                let _ = writeln!(out, "from other PCs: http://{host}{}", with_token("/"));
-            }
-        }
-        let _ = writeln!(out, "overlays (add as OBS Browser sources):");
-        for page in self.relay.themes.pages() {
-            let _ = writeln!(
-                out,
-                "  {base}{}  ({}x{})",
-                with_token(&page.path),
-                page.width,
-                page.height
-            );
-        }
-        let _ = out.flush();
     }
 }
