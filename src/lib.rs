@@ -12,7 +12,8 @@
 //! - [`compat`]: the TikFinity-compatible event socket (`--compat-port`).
 //! - [`hub`]: fan-out to websocket clients (bounded per client) and in-process consumers.
 //! - [`stats`]: session totals and the state snapshot.
-//! - [`themes`]: theme folders, handlebars rendering, field validation, hot reload and its
+//! - [`themes`]: the theme registry, theme folders and `theme.json`, handlebars rendering,
+//!   static files, template limits, field validation, hot reload and its
 //!   `reload`/`template_error` messages.
 //! - [`server`]: every HTTP and websocket route, behind the origin guard.
 //! - [`config`]: the TOML config file (queues, triggers, actions, goals): the validated types,

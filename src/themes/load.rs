@@ -9,10 +9,11 @@ use handlebars::Handlebars;
 use include_dir::Dir;
 use serde_json::json;
 
+use super::manifest::{default_height, default_width};
+use super::render::{new_handlebars, page_context, page_template_name};
 use super::{
     BUILTIN_OVERLAYS, BUILTIN_TEMPLATES, Loaded, Manifest, Origin, PageInfo, TemplateProblem,
-    Theme, ThemeSources, default_height, default_width, limits, new_handlebars, page_context,
-    page_template_name, resolve_fields, validate_spec,
+    Theme, ThemeSources, limits, resolve_fields, validate_spec,
 };
 
 /// Largest template or theme.json read from disk.

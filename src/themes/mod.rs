@@ -10,121 +10,44 @@
 //! [`ThemeRegistry::reload`] re-reads the folders while the relay runs ([`watch`] calls it on
 //! every save). A template or `theme.json` that no longer loads keeps its last good version
 //! serving, per file, and is reported as a [`TemplateProblem`]; the others update at once.
-//! Reading the folders lives in `load`, and what a template may do (nesting, partial depth,
-//! the stack it renders on) in [`limits`], which the config's trigger texts use too.
+//! This module keeps the registry; reading the folders lives in `load`, what `theme.json`
+//! declares and the problems reported in `manifest`, the handlebars setup and page context in
+//! `render`, static files and URL segments in `files`, and what a template may do (nesting,
+//! partial depth, the stack it renders on) in [`limits`], which the config's trigger texts use too.
 
 mod fields;
+mod files;
 pub mod limits;
 mod load;
+mod manifest;
 pub mod probe;
+mod render;
 pub mod scaffold;
 pub mod watch;
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Component, Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::RwLock;
 
 use handlebars::Handlebars;
 use include_dir::{Dir, include_dir};
-use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 pub use fields::{FieldSpec, resolve_fields, validate_spec};
+pub use files::{safe_relative_path, url_segment};
 pub use limits::compile_checked;
 use load::load_all;
 pub use load::{MAX_STATIC_FILE_BYTES, MAX_THEME_DEPTH, MAX_THEME_ENTRIES, MAX_THEMES};
+pub use manifest::{FieldWarning, Manifest, PageInfo, PageListing, TemplateProblem, ThemeError};
+pub use render::script_safe_json;
+use render::{page_context, page_template_name};
 
 static BUILTIN_OVERLAYS: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/overlays");
 static BUILTIN_TEMPLATES: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/templates");
 
 /// Field warnings kept for the dashboard (bad query values in overlay URLs).
 const FIELD_WARNINGS_KEPT: usize = 50;
-
-#[derive(Debug, thiserror::Error)]
-pub enum ThemeError {
-    #[error("no theme named {0:?}")]
-    NoTheme(String),
-    #[error("theme {theme:?} has no page {page:?}")]
-    NoPage { theme: String, page: String },
-    #[error("{0}")]
-    Render(String),
-    #[error("cannot read {path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-}
-
-/// A template or manifest that does not load: where and why.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct TemplateProblem {
-    pub theme: String,
-    pub file: String,
-    pub line: Option<usize>,
-    pub column: Option<usize>,
-    pub message: String,
-    /// The previous version of this file still serves while this one does not load.
-    #[serde(default)]
-    pub serving_last_good: bool,
-}
-
-impl std::fmt::Display for TemplateProblem {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.theme, self.file)?;
-        if let Some(line) = self.line {
-            write!(f, ":{line}")?;
-            if let Some(col) = self.column {
-                write!(f, ":{col}")?;
-            }
-        }
-        write!(f, ": {}", self.message)?;
-        if self.serving_last_good {
-            write!(f, " (the last good version keeps serving)")?;
-        }
-        Ok(())
-    }
-}
-
-/// A rejected query value of an overlay URL, for the dashboard.
-#[derive(Debug, Clone, Serialize)]
-pub struct FieldWarning {
-    pub theme: String,
-    pub page: String,
-    pub message: String,
-}
-
-/// `theme.json`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Manifest {
-    #[serde(default)]
-    pub name: String,
-    #[serde(default)]
-    pub description: String,
-    #[serde(default)]
-    pub fields: BTreeMap<String, FieldSpec>,
-    #[serde(default)]
-    pub pages: BTreeMap<String, PageInfo>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PageInfo {
-    #[serde(default = "default_width")]
-    pub width: u32,
-    #[serde(default = "default_height")]
-    pub height: u32,
-    #[serde(default)]
-    pub description: String,
-}
-
-fn default_width() -> u32 {
-    1920
-}
-fn default_height() -> u32 {
-    1080
-}
 
 /// Where a theme's files come from.
 #[derive(Debug, Clone)]
@@ -138,17 +61,6 @@ pub struct Theme {
     pub name: String,
     pub manifest: Manifest,
     pub origin: Origin,
-}
-
-/// A page as the dashboard lists it.
-#[derive(Debug, Clone, Serialize)]
-pub struct PageListing {
-    pub theme: String,
-    pub page: String,
-    pub path: String,
-    pub width: u32,
-    pub height: u32,
-    pub description: String,
 }
 
 struct Loaded {
@@ -336,35 +248,8 @@ impl ThemeRegistry {
 
     /// A static file of a theme, never from outside the theme's folder.
     pub fn file(&self, theme_name: &str, path: &str) -> Option<(Cow<'static, [u8]>, &'static str)> {
-        let rel = safe_relative_path(path)?;
-        if rel.extension().is_some_and(|e| e == "hbs") || rel == Path::new("theme.json") {
-            return None;
-        }
         let theme = self.theme(theme_name)?;
-        let mime = mime_for(&rel);
-        match theme.origin {
-            // include_dir paths are relative to the embedded root, which includes the theme name.
-            Origin::Builtin(dir) => dir
-                .get_file(dir.path().join(&rel))
-                .map(|f| (Cow::Borrowed(f.contents()), mime)),
-            Origin::Folder(root) => {
-                let root = root.canonicalize().ok()?;
-                let full = root.join(&rel).canonicalize().ok()?;
-                // canonicalize resolves symlinks, so a link pointing out of the theme fails here.
-                if !full.starts_with(&root) || !full.is_file() {
-                    return None;
-                }
-                let size = std::fs::metadata(&full).ok()?.len();
-                if size > MAX_STATIC_FILE_BYTES {
-                    tracing::warn!(
-                        "{}: {size} bytes, over the {MAX_STATIC_FILE_BYTES}-byte limit for theme files; not served",
-                        full.display()
-                    );
-                    return None;
-                }
-                std::fs::read(full).ok().map(|b| (Cow::Owned(b), mime))
-            }
-        }
+        files::read(&theme.origin, path)
     }
 }
 
@@ -380,149 +265,11 @@ fn find_theme<'a>(themes: &'a BTreeMap<String, Theme>, name: &str) -> Option<&'a
     })
 }
 
-/// Characters left as they are in a URL path segment (RFC 3986 unreserved); the rest is
-/// percent-encoded, so theme and page names with spaces or accents give working URLs.
-const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'~');
-
-/// `name` as one URL path segment.
-pub fn url_segment(name: &str) -> String {
-    percent_encoding::utf8_percent_encode(name, SEGMENT).to_string()
-}
-
-/// The render context of a page (DESIGN.md "Theme folders").
-fn page_context(
-    theme_name: &str,
-    page: &str,
-    info: &PageInfo,
-    fields: Value,
-    warnings: &[String],
-    relay: Value,
-) -> Value {
-    // What relay.js reads from the page (window.TIKRELAY).
-    let page_config = json!({
-        "theme": theme_name,
-        "page": page,
-        "fields": fields,
-        "ws_url": relay.get("ws_url"),
-        "version": relay.get("version"),
-        "width": info.width,
-        "height": info.height,
-    });
-    json!({
-        "theme": theme_name,
-        "page": page,
-        "size": {"width": info.width, "height": info.height},
-        "fields": fields,
-        "field_warnings": warnings,
-        "relay": relay,
-        "page_config": page_config,
-    })
-}
-
-fn page_template_name(theme: &str, page: &str) -> String {
-    format!("{theme}/{page}")
-}
-
-/// Accepts only plain relative paths: no `..`, no root, no drive, no backslash, no NUL.
-pub fn safe_relative_path(path: &str) -> Option<PathBuf> {
-    if path.is_empty() || path.contains('\\') || path.contains('\0') {
-        return None;
-    }
-    let p = Path::new(path);
-    let mut out = PathBuf::new();
-    for c in p.components() {
-        match c {
-            Component::Normal(s) => out.push(s),
-            _ => return None,
-        }
-    }
-    (!out.as_os_str().is_empty()).then_some(out)
-}
-
-fn mime_for(path: &Path) -> &'static str {
-    match path.extension().and_then(|e| e.to_str()).unwrap_or("") {
-        "css" => "text/css; charset=utf-8",
-        "js" | "mjs" => "text/javascript; charset=utf-8",
-        "html" | "htm" => "text/html; charset=utf-8",
-        "json" => "application/json",
-        "svg" => "image/svg+xml",
-        "png" => "image/png",
-        "jpg" | "jpeg" => "image/jpeg",
-        "gif" => "image/gif",
-        "webp" => "image/webp",
-        "mp3" => "audio/mpeg",
-        "ogg" => "audio/ogg",
-        "wav" => "audio/wav",
-        "woff2" => "font/woff2",
-        "woff" => "font/woff",
-        "ttf" => "font/ttf",
-        "otf" => "font/otf",
-        _ => "application/octet-stream",
-    }
-}
-
-fn new_handlebars() -> Handlebars<'static> {
-    let mut hb = Handlebars::new();
-    // Escaping stays on (the default): viewer text is never markup.
-    hb.register_helper("json", Box::new(json_helper));
-    limits::register_guard(&mut hb);
-    hb
-}
-
-/// `{{{json value}}}`: JSON safe to place inside a `<script>` element (no `<`, `>` or `&`).
-fn json_helper(
-    h: &handlebars::Helper,
-    _: &Handlebars,
-    _: &handlebars::Context,
-    _: &mut handlebars::RenderContext,
-    out: &mut dyn handlebars::Output,
-) -> handlebars::HelperResult {
-    let value = h.param(0).map(|p| p.value().clone()).unwrap_or(Value::Null);
-    out.write(&script_safe_json(&value))?;
-    Ok(())
-}
-
-/// JSON text that cannot close a `<script>` element or open a comment.
-pub fn script_safe_json(value: &Value) -> String {
-    value
-        .to_string()
-        .replace('<', "\\u003c")
-        .replace('>', "\\u003e")
-        .replace('&', "\\u0026")
-        .replace('\u{2028}', "\\u2028")
-        .replace('\u{2029}', "\\u2029")
-}
-
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
-
-    #[test]
-    fn relative_paths_never_escape() {
-        assert!(safe_relative_path("style.css").is_some());
-        assert!(safe_relative_path("images/a.svg").is_some());
-        for bad in [
-            "../x",
-            "a/../../x",
-            "/etc/passwd",
-            "a\\..\\x",
-            "",
-            "a\0b",
-            "./../x",
-        ] {
-            assert!(safe_relative_path(bad).is_none(), "{bad:?}");
-        }
-    }
-
-    #[test]
-    fn script_json_cannot_close_the_script() {
-        let s = script_safe_json(&json!({"x": "</script><script>alert(1)</script>"}));
-        assert!(!s.contains('<') && !s.contains('>'));
-    }
 
     #[test]
     fn builtin_default_theme_renders_its_alerts_page() {
@@ -644,48 +391,6 @@ mod tests {
             problems[0].message
         );
         assert!(!reg.fields()["mine"].contains_key("chat_max"));
-    }
-
-    #[test]
-    fn the_limit_guards_change_no_byte_of_the_builtin_pages() {
-        let reg = ThemeRegistry::load(ThemeSources::default());
-        let mut plain = Handlebars::new();
-        plain.register_helper("json", Box::new(json_helper));
-        let shared = BUILTIN_TEMPLATES.dirs().flat_map(|d| d.files());
-        for f in BUILTIN_TEMPLATES.files().chain(shared) {
-            if f.path().extension().is_some_and(|e| e == "hbs") {
-                let name = f.path().file_stem().unwrap().to_string_lossy();
-                plain
-                    .register_template_string(&name, f.contents_utf8().unwrap())
-                    .unwrap();
-            }
-        }
-        let theme = BUILTIN_OVERLAYS.get_dir("default").unwrap();
-        for f in theme.files() {
-            if f.path().extension().is_some_and(|e| e == "hbs") {
-                let page = f.path().file_stem().unwrap().to_string_lossy();
-                plain
-                    .register_template_string(
-                        &format!("default/{page}"),
-                        f.contents_utf8().unwrap(),
-                    )
-                    .unwrap();
-            }
-        }
-        let relay = json!({"ws_url": "/ws", "version": "1"});
-        for page in reg.pages() {
-            let checked = reg
-                .render_page("default", &page.page, &HashMap::new(), relay.clone())
-                .unwrap();
-            let theme = reg.theme("default").unwrap();
-            let (fields, _) = resolve_fields(&theme.manifest.fields, &HashMap::new());
-            let info = &theme.manifest.pages[&page.page];
-            let ctx = page_context("default", &page.page, info, fields, &[], relay.clone());
-            let unguarded = plain
-                .render(&page_template_name("default", &page.page), &ctx)
-                .unwrap();
-            assert_eq!(checked, unguarded, "{}", page.page);
-        }
     }
 
     #[test]

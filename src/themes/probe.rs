@@ -10,10 +10,9 @@ use super::load::{
     SourceFile, builtin_files, check_renders, load_manifest, problem, refuse_recursive_partials,
     register,
 };
-use super::{
-    BUILTIN_TEMPLATES, Manifest, PageInfo, TemplateProblem, default_height, default_width,
-    new_handlebars, page_template_name,
-};
+use super::manifest::{default_height, default_width};
+use super::render::{new_handlebars, page_template_name};
+use super::{BUILTIN_TEMPLATES, Manifest, PageInfo, TemplateProblem};
 
 /// The theme name problems are reported under.
 const THEME: &str = "probe";
