@@ -119,18 +119,7 @@ fn a_streamerbot_trigger_without_an_action_is_refused_with_line_and_column() {
 
 #[test]
 fn the_readme_streamerbot_example_is_valid() {
-    let readme = include_str!("../../README.md");
-    let section = readme
-        .split("### Streamer.bot actions")
-        .nth(1)
-        .expect("README has the Streamer.bot section");
-    let toml = section
-        .split("```toml\n")
-        .nth(1)
-        .and_then(|s| s.split("```").next())
-        .expect("a toml block");
-    let config =
-        tikrelay::config::Config::parse(toml, "README.md").unwrap_or_else(|e| panic!("{e}"));
+    let config = crate::support::readme_config("### Streamer.bot actions");
     assert_eq!(config.streamerbot.url, "http://127.0.0.1:7474/DoAction");
     let action = config.triggers[0].streamerbot.as_ref().unwrap();
     assert_eq!(action.name.as_deref(), Some("Boss fight"));

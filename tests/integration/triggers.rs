@@ -625,18 +625,7 @@ fn check_validates_a_config_and_names_line_and_column() {
 
 #[test]
 fn the_readme_example_config_is_valid() {
-    let readme = include_str!("../../README.md");
-    let section = readme
-        .split("### A complete example")
-        .nth(1)
-        .expect("README has the example");
-    let toml = section
-        .split("```toml\n")
-        .nth(1)
-        .and_then(|s| s.split("```").next())
-        .expect("a toml block");
-    let config =
-        tikrelay::config::Config::parse(toml, "README.md").unwrap_or_else(|e| panic!("{e}"));
+    let config = crate::support::readme_config("### A complete example");
     assert_eq!(config.triggers.len(), 7);
     assert!(config.queues.contains_key("big"));
 }

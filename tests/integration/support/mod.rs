@@ -365,3 +365,18 @@ pub async fn get_json(url: impl reqwest::IntoUrl) -> serde_json::Value {
         .await
         .expect("JSON body")
 }
+
+/// The config of the first ```toml block after `heading` in the README, parsed and validated:
+/// the README's examples must stay valid.
+pub fn readme_config(heading: &str) -> tikrelay::config::Config {
+    let readme = include_str!("../../../README.md");
+    let toml = readme
+        .split(heading)
+        .nth(1)
+        .unwrap_or_else(|| panic!("README has no {heading:?}"))
+        .split("```toml\n")
+        .nth(1)
+        .and_then(|s| s.split("```").next())
+        .unwrap_or_else(|| panic!("no toml block after {heading:?} in the README"));
+    tikrelay::config::Config::parse(toml, "README.md").unwrap_or_else(|e| panic!("{e}"))
+}
