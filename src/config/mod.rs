@@ -13,6 +13,9 @@
 mod raw;
 mod validate;
 
+pub(crate) use raw::RawWebhooks;
+pub(crate) use validate::delivery;
+
 use std::collections::BTreeMap;
 use std::fmt;
 use std::ops::Range;
@@ -362,9 +365,9 @@ impl Config {
         let queues = validate::queues(&cx, raw.queues)?;
         let rcon = raw.rcon.map(|r| validate::rcon(&cx, r)).transpose()?;
         let obs = crate::obs::config::settings(raw.obs).map_err(|e| cx.err(e.span, e.message))?;
-        let webhooks = raw
-            .webhooks
-            .map_or_else(WebhookSettings::default, validate::webhooks);
+        let webhooks = raw.webhooks.map_or_else(WebhookSettings::default, |w| {
+            validate::delivery("webhooks", w)
+        });
         let streamerbot = match raw.streamerbot {
             None => StreamerbotSettings::default(),
             Some(sb) => sb.validate().map_err(|(span, m)| cx.err(span, m))?,

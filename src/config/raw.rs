@@ -93,10 +93,10 @@ pub(super) struct RawRcon {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct RawWebhooks {
-    pub(super) timeout_ms: Option<u64>,
-    pub(super) max_attempts: Option<u32>,
-    pub(super) retry_backoff_ms: Option<u64>,
-    pub(super) queue_capacity: Option<usize>,
-    pub(super) min_interval_ms: Option<u64>,
+pub(crate) struct RawWebhooks {
+    pub(crate) timeout_ms: Option<u64>,
+    pub(crate) max_attempts: Option<u32>,
+    pub(crate) retry_backoff_ms: Option<u64>,
+    pub(crate) queue_capacity: Option<usize>,
+    pub(crate) min_interval_ms: Option<u64>,
 }

@@ -119,8 +119,9 @@ pub(super) fn rcon(cx: &Ctx, r: Spanned<RawRcon>) -> Result<RconSettings, Config
     })
 }
 
-/// The `[webhooks]` table: values out of range are brought in, never refused.
-pub(super) fn webhooks(w: RawWebhooks) -> WebhookSettings {
+/// How a worker delivers HTTP requests, from the `[webhooks]` table or another section with
+/// the same keys (`[streamerbot]`): values out of range are brought in, never refused.
+pub(crate) fn delivery(section: &str, w: RawWebhooks) -> WebhookSettings {
     let d = WebhookSettings::default();
     WebhookSettings {
         timeout: w
@@ -130,7 +131,7 @@ pub(super) fn webhooks(w: RawWebhooks) -> WebhookSettings {
         retry_backoff: w
             .retry_backoff_ms
             .map_or(d.retry_backoff, Duration::from_millis),
-        queue_capacity: backlog("webhooks", w.queue_capacity.unwrap_or(d.queue_capacity)),
+        queue_capacity: backlog(section, w.queue_capacity.unwrap_or(d.queue_capacity)),
         min_interval: w
             .min_interval_ms
             .map_or(d.min_interval, Duration::from_millis),

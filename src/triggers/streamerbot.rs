@@ -12,7 +12,6 @@
 //! Streamer.bot variable.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -111,28 +110,21 @@ impl RawSettings {
                 }
             }
         };
-        let d = WebhookSettings::default();
         Ok(StreamerbotSettings {
             url: format!(
                 "http://{host}:{}/DoAction",
                 self.port.unwrap_or(DEFAULT_PORT)
             ),
-            delivery: WebhookSettings {
-                timeout: self
-                    .timeout_ms
-                    .map_or(d.timeout, |ms| Duration::from_millis(ms.max(100))),
-                max_attempts: self.max_attempts.unwrap_or(d.max_attempts).clamp(1, 20),
-                retry_backoff: self
-                    .retry_backoff_ms
-                    .map_or(d.retry_backoff, Duration::from_millis),
-                queue_capacity: self
-                    .queue_capacity
-                    .unwrap_or(d.queue_capacity)
-                    .clamp(1, 100_000),
-                min_interval: self
-                    .min_interval_ms
-                    .map_or(d.min_interval, Duration::from_millis),
-            },
+            delivery: crate::config::delivery(
+                "streamerbot",
+                crate::config::RawWebhooks {
+                    timeout_ms: self.timeout_ms,
+                    max_attempts: self.max_attempts,
+                    retry_backoff_ms: self.retry_backoff_ms,
+                    queue_capacity: self.queue_capacity,
+                    min_interval_ms: self.min_interval_ms,
+                },
+            ),
         })
     }
 }
