@@ -17,6 +17,19 @@ fn deep_ifs() -> String {
 }
 
 /// Runs the binary to its end; a run that does not end within [`WAIT`] is a hang and fails.
+/// The real binary serving `overlays`, with a demo that sends nothing by itself.
+fn demo_with_overlays(overlays: &Path) -> RelayProcess {
+    RelayProcess::start(&[
+        "--port",
+        "0",
+        "--overlays",
+        overlays.to_str().unwrap(),
+        "demo",
+        "--rate",
+        "0",
+    ])
+}
+
 fn run(args: &[&str]) -> Output {
     let mut child = Command::new(binary())
         .args(args)
@@ -144,15 +157,7 @@ async fn saving_a_recursive_template_keeps_the_relay_and_the_last_good_page() {
         good.replace("{{/layout}}", "<i>good</i>{{/layout}}"),
     )
     .unwrap();
-    let mut relay = RelayProcess::start(&[
-        "--port",
-        "0",
-        "--overlays",
-        overlays.to_str().unwrap(),
-        "demo",
-        "--rate",
-        "0",
-    ]);
+    let mut relay = demo_with_overlays(&overlays);
     let mut ws = WsClient::connect(&relay.ws_url("/ws?types=-")).await;
     assert_eq!(ws.next_json().await["type"], "hello");
 
@@ -278,15 +283,7 @@ async fn symlink_loops_and_big_folders_are_not_followed() {
     assert!(said.contains("more than 8 deep"), "{said}");
     assert!(said.contains("more than 2000 files"), "{said}");
 
-    let mut relay = RelayProcess::start(&[
-        "--port",
-        "0",
-        "--overlays",
-        overlays.to_str().unwrap(),
-        "demo",
-        "--rate",
-        "0",
-    ]);
+    let mut relay = demo_with_overlays(&overlays);
     assert_eq!(status(relay.url("/overlays/mine/alerts")).await, 200);
     for outside in ["passwd.css", "root/etc/passwd", "huge.mp3"] {
         assert_eq!(
@@ -326,15 +323,7 @@ async fn a_deleted_and_recreated_overlays_folder_is_watched_again() {
     let tmp = tempfile::tempdir().unwrap();
     let overlays = tmp.path().join("overlays");
     let theme = new_theme(&overlays, "mine");
-    let mut relay = RelayProcess::start(&[
-        "--port",
-        "0",
-        "--overlays",
-        overlays.to_str().unwrap(),
-        "demo",
-        "--rate",
-        "0",
-    ]);
+    let mut relay = demo_with_overlays(&overlays);
     let mut ws = WsClient::connect(&relay.ws_url("/ws?types=-")).await;
     assert_eq!(ws.next_json().await["type"], "hello");
 
@@ -376,15 +365,7 @@ async fn theme_page_and_file_names_with_spaces_and_accents_serve() {
     let theme = new_theme(&overlays, "my thème");
     std::fs::write(theme.join("café page.hbs"), page_text("<b>café</b>")).unwrap();
     std::fs::write(theme.join("my image.svg"), "<svg/>").unwrap();
-    let mut relay = RelayProcess::start(&[
-        "--port",
-        "0",
-        "--overlays",
-        overlays.to_str().unwrap(),
-        "demo",
-        "--rate",
-        "0",
-    ]);
+    let mut relay = demo_with_overlays(&overlays);
     for path in [
         "/overlays/my%20th%C3%A8me/alerts",
         "/overlays/my%20th%C3%A8me/caf%C3%A9%20page",
@@ -420,15 +401,7 @@ async fn a_theme_folder_that_is_a_link_still_hot_reloads() {
     let overlays = tmp.path().join("overlays");
     std::fs::create_dir_all(&overlays).unwrap();
     std::os::unix::fs::symlink(&kept, overlays.join("linked")).unwrap();
-    let mut relay = RelayProcess::start(&[
-        "--port",
-        "0",
-        "--overlays",
-        overlays.to_str().unwrap(),
-        "demo",
-        "--rate",
-        "0",
-    ]);
+    let mut relay = demo_with_overlays(&overlays);
     let mut ws = WsClient::connect(&relay.ws_url("/ws?types=-")).await;
     assert_eq!(ws.next_json().await["type"], "hello");
     assert_eq!(status(relay.url("/overlays/linked/chat")).await, 200);
