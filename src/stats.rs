@@ -177,6 +177,7 @@ impl Stats {
             EventKind::Viewers {
                 viewers,
                 total_viewers,
+                ..
             } => {
                 t.viewers = *viewers;
                 t.peak_viewers = t.peak_viewers.max(*viewers);

@@ -185,8 +185,12 @@ impl Mapper {
                         ),
                     }]
                 }
+                // TikFinity has no frame for battle item cards and tasks.
+                BattlePhase::ItemCard | BattlePhase::Task => Vec::new(),
             },
-            EventKind::Envelope { diamonds, people } => vec![frame(
+            EventKind::Envelope {
+                diamonds, people, ..
+            } => vec![frame(
                 "envelope",
                 json!({"coins": diamonds, "canOpen": people}),
             )],
@@ -211,6 +215,14 @@ impl Mapper {
             | EventKind::SuperFan
             | EventKind::Pin { .. }
             | EventKind::Unknown { .. } => Vec::new(),
+            // Issue 10's kinds: the connector had no frame for them while they were `webcast`
+            // (or `unknown`) either.
+            EventKind::SuperFanJoin
+            | EventKind::Goal { .. }
+            | EventKind::Poll { .. }
+            | EventKind::Rank { .. }
+            | EventKind::System { .. }
+            | EventKind::CommentDeleted { .. } => Vec::new(),
         }
     }
 
@@ -614,6 +626,8 @@ mod tests {
                 phase: BattlePhase::End,
                 battle_id: "9".into(),
                 teams: vec![BattleTeam { host, score: 30 }],
+                card: None,
+                task: None,
             },
             None,
         );
@@ -624,6 +638,7 @@ mod tests {
             EventKind::Viewers {
                 viewers: 12,
                 total_viewers: 40,
+                top_viewers: vec![],
             },
             "v",
             Source::Tiktok,

@@ -55,9 +55,24 @@ pub(crate) fn write_event(out: &mut Vec<u8>, e: &Event) {
         EventKind::Viewers {
             viewers,
             total_viewers,
+            top_viewers,
         } => {
             key_uint(out, "viewers", *viewers);
             key_uint(out, "total_viewers", *total_viewers);
+            key(out, "top_viewers");
+            out.push(b'[');
+            for (i, t) in top_viewers.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                out.extend_from_slice(b"{\"rank\":");
+                uint(out, t.rank);
+                key_uint(out, "score", t.score);
+                key(out, "user");
+                user(out, &t.user);
+                out.push(b'}');
+            }
+            out.push(b']');
         }
         EventKind::Gift {
             gift,
@@ -105,11 +120,15 @@ pub(crate) fn write_event(out: &mut Vec<u8>, e: &Event) {
             phase,
             battle_id,
             teams,
+            card,
+            task,
         } => {
             let phase = match phase {
                 BattlePhase::Start => "start",
                 BattlePhase::Score => "score",
                 BattlePhase::End => "end",
+                BattlePhase::ItemCard => "item_card",
+                BattlePhase::Task => "task",
             };
             key_str(out, "phase", phase);
             key_str(out, "battle_id", battle_id);
@@ -125,10 +144,23 @@ pub(crate) fn write_event(out: &mut Vec<u8>, e: &Event) {
                 out.push(b'}');
             }
             out.push(b']');
+            // Rare (item cards and tasks): through serde_json.
+            if let Some(card) = card {
+                key_json(out, "card", card);
+            }
+            if let Some(task) = task {
+                key_json(out, "task", task);
+            }
         }
-        EventKind::Envelope { diamonds, people } => {
+        EventKind::Envelope {
+            diamonds,
+            people,
+            super_fan_box,
+        } => {
             key_uint(out, "diamonds", *diamonds);
             key_uint(out, "people", *people);
+            key(out, "super_fan_box");
+            boolean(out, *super_fan_box);
         }
         EventKind::Webcast { method, data } => {
             key_str(out, "method", method);
@@ -136,6 +168,62 @@ pub(crate) fn write_event(out: &mut Vec<u8>, e: &Event) {
             serde_json::to_writer(&mut *out, data).expect("a JSON value always serialises");
         }
         EventKind::Unknown { method } => key_str(out, "method", method),
+        // Issue 10's kinds: rare next to comments and likes, so their nested parts go through
+        // serde_json.
+        EventKind::SuperFanJoin => {}
+        EventKind::Goal {
+            goal_id,
+            description,
+            sub_goals,
+            contribution,
+        } => {
+            key_str(out, "goal_id", goal_id);
+            key_str(out, "description", description);
+            key_json(out, "sub_goals", sub_goals);
+            if let Some(c) = contribution {
+                key_uint(out, "contribution", *c);
+            }
+        }
+        EventKind::Poll {
+            phase,
+            poll_id,
+            title,
+            options,
+        } => {
+            key_str(out, "phase", phase.as_str());
+            key_str(out, "poll_id", poll_id);
+            key_str(out, "title", title);
+            key_json(out, "options", options);
+        }
+        EventKind::Rank {
+            kind,
+            list,
+            rank,
+            text,
+        } => {
+            key_str(out, "kind", kind);
+            key_str(out, "list", list);
+            if let Some(r) = rank {
+                key_uint(out, "rank", *r);
+            }
+            key_str(out, "text", text);
+        }
+        EventKind::System {
+            method,
+            key: k,
+            text,
+        } => {
+            key_str(out, "method", method);
+            key_str(out, "key", k);
+            key_str(out, "text", text);
+        }
+        EventKind::CommentDeleted {
+            message_ids,
+            user_ids,
+        } => {
+            key_json(out, "message_ids", message_ids);
+            key_json(out, "user_ids", user_ids);
+        }
     }
     key_str(out, "id", &e.id);
     key(out, "ts");
@@ -179,6 +267,12 @@ fn key(out: &mut Vec<u8>, name: &str) {
     out.push(b'"');
     out.extend_from_slice(name.as_bytes());
     out.extend_from_slice(b"\":");
+}
+
+/// A key and any serialisable value, through serde_json (for the rarer nested parts).
+fn key_json<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, name: &str, value: &T) {
+    key(out, name);
+    serde_json::to_writer(&mut *out, value).expect("event parts always serialise");
 }
 
 fn key_str(out: &mut Vec<u8>, name: &str, value: &str) {

@@ -8,10 +8,13 @@
 
 pub mod combo;
 pub mod dedupe;
+pub mod details;
 mod json;
 pub mod normalise;
 
 use serde::{Deserialize, Serialize};
+
+pub use details::{BattleCard, BattleTask, PollOption, PollPhase, SubGoal, TopViewer};
 
 /// Version of the JSON event format, sent as `"v"` in every message.
 pub const FORMAT_VERSION: u8 = 1;
@@ -99,6 +102,10 @@ pub enum BattlePhase {
     Start,
     Score,
     End,
+    /// An item card was used or awarded (`card` says which).
+    ItemCard,
+    /// A battle task started, progressed or settled (`task` says how).
+    Task,
 }
 
 /// One side of a battle.
@@ -148,6 +155,9 @@ pub enum EventKind {
         viewers: u64,
         #[serde(default)]
         total_viewers: u64,
+        /// The room's viewer ranking, best first (issue 10).
+        #[serde(default)]
+        top_viewers: Vec<TopViewer>,
     },
     Gift {
         #[serde(default)]
@@ -185,12 +195,21 @@ pub enum EventKind {
         battle_id: String,
         #[serde(default)]
         teams: Vec<BattleTeam>,
+        /// Phase `item_card` only (issue 10).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        card: Option<BattleCard>,
+        /// Phase `task` only (issue 10).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        task: Option<BattleTask>,
     },
     Envelope {
         #[serde(default)]
         diamonds: u64,
         #[serde(default)]
         people: u64,
+        /// A Super Fan Box rather than an ordinary treasure chest (issue 10).
+        #[serde(default)]
+        super_fan_box: bool,
     },
     Question {
         #[serde(default)]
@@ -200,6 +219,63 @@ pub enum EventKind {
         #[serde(default)]
         text: String,
     },
+    // ---- Kinds from the full webcast schema (issue 10) ----
+    /// An existing super fan entered the LIVE (`super_fan` is a viewer *becoming* one).
+    SuperFanJoin,
+    /// TikTok's own LIVE goal changed (GoalUpdate).
+    Goal {
+        #[serde(default)]
+        goal_id: String,
+        #[serde(default)]
+        description: String,
+        #[serde(default)]
+        sub_goals: Vec<SubGoal>,
+        /// What the event's `user` added, where TikTok sends it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        contribution: Option<u64>,
+    },
+    Poll {
+        phase: PollPhase,
+        #[serde(default)]
+        poll_id: String,
+        #[serde(default)]
+        title: String,
+        #[serde(default)]
+        options: Vec<PollOption>,
+    },
+    /// A ranking change (RankUpdate, RankText, HourlyRankReward).
+    Rank {
+        /// `update`, `text` or `reward`: which of the three messages.
+        #[serde(default)]
+        kind: String,
+        /// The list: `hourly`, `weekly`, `daily`, ... (`rank_type_N` for a list without a name).
+        #[serde(default)]
+        list: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rank: Option<u64>,
+        /// The text TikTok shows, rendered from its template.
+        #[serde(default)]
+        text: String,
+    },
+    /// The room's notices and welcome text (RoomMessage, SystemMessage, Notice,
+    /// MarqueeAnnouncement).
+    System {
+        #[serde(default)]
+        method: String,
+        /// TikTok's display-text key, when the text came from a template.
+        #[serde(default)]
+        key: String,
+        #[serde(default)]
+        text: String,
+    },
+    /// A moderator or TikTok removed comments (ImDelete).
+    CommentDeleted {
+        #[serde(default)]
+        message_ids: Vec<String>,
+        #[serde(default)]
+        user_ids: Vec<String>,
+    },
+    // ---- end of issue 10's kinds ----
     /// Any other message the schema knows, every decoded field in `data`.
     Webcast {
         method: String,
@@ -243,6 +319,13 @@ impl EventKind {
             EventKind::Pin { .. } => "pin",
             EventKind::Webcast { .. } => "webcast",
             EventKind::Unknown { .. } => "unknown",
+            // Issue 10's kinds.
+            EventKind::SuperFanJoin => "super_fan_join",
+            EventKind::Goal { .. } => "goal",
+            EventKind::Poll { .. } => "poll",
+            EventKind::Rank { .. } => "rank",
+            EventKind::System { .. } => "system",
+            EventKind::CommentDeleted { .. } => "comment_deleted",
         }
     }
 }
@@ -269,6 +352,13 @@ pub const EVENT_TYPES: &[&str] = &[
     "envelope",
     "question",
     "pin",
+    // Issue 10's kinds.
+    "super_fan_join",
+    "goal",
+    "poll",
+    "rank",
+    "system",
+    "comment_deleted",
     "webcast",
     "unknown",
 ];
@@ -332,9 +422,11 @@ impl Serialize for Event {
             EventKind::Viewers {
                 viewers,
                 total_viewers,
+                top_viewers,
             } => {
                 m.serialize_entry("viewers", viewers)?;
                 m.serialize_entry("total_viewers", total_viewers)?;
+                m.serialize_entry("top_viewers", top_viewers)?;
             }
             EventKind::Gift {
                 gift,
@@ -369,20 +461,84 @@ impl Serialize for Event {
                 phase,
                 battle_id,
                 teams,
+                card,
+                task,
             } => {
                 m.serialize_entry("phase", phase)?;
                 m.serialize_entry("battle_id", battle_id)?;
                 m.serialize_entry("teams", teams)?;
+                if let Some(card) = card {
+                    m.serialize_entry("card", card)?;
+                }
+                if let Some(task) = task {
+                    m.serialize_entry("task", task)?;
+                }
             }
-            EventKind::Envelope { diamonds, people } => {
+            EventKind::Envelope {
+                diamonds,
+                people,
+                super_fan_box,
+            } => {
                 m.serialize_entry("diamonds", diamonds)?;
                 m.serialize_entry("people", people)?;
+                m.serialize_entry("super_fan_box", super_fan_box)?;
             }
             EventKind::Webcast { method, data } => {
                 m.serialize_entry("method", method)?;
                 m.serialize_entry("data", data)?;
             }
             EventKind::Unknown { method } => m.serialize_entry("method", method)?,
+            // Issue 10's kinds.
+            EventKind::SuperFanJoin => {}
+            EventKind::Goal {
+                goal_id,
+                description,
+                sub_goals,
+                contribution,
+            } => {
+                m.serialize_entry("goal_id", goal_id)?;
+                m.serialize_entry("description", description)?;
+                m.serialize_entry("sub_goals", sub_goals)?;
+                if let Some(c) = contribution {
+                    m.serialize_entry("contribution", c)?;
+                }
+            }
+            EventKind::Poll {
+                phase,
+                poll_id,
+                title,
+                options,
+            } => {
+                m.serialize_entry("phase", phase)?;
+                m.serialize_entry("poll_id", poll_id)?;
+                m.serialize_entry("title", title)?;
+                m.serialize_entry("options", options)?;
+            }
+            EventKind::Rank {
+                kind,
+                list,
+                rank,
+                text,
+            } => {
+                m.serialize_entry("kind", kind)?;
+                m.serialize_entry("list", list)?;
+                if let Some(r) = rank {
+                    m.serialize_entry("rank", r)?;
+                }
+                m.serialize_entry("text", text)?;
+            }
+            EventKind::System { method, key, text } => {
+                m.serialize_entry("method", method)?;
+                m.serialize_entry("key", key)?;
+                m.serialize_entry("text", text)?;
+            }
+            EventKind::CommentDeleted {
+                message_ids,
+                user_ids,
+            } => {
+                m.serialize_entry("message_ids", message_ids)?;
+                m.serialize_entry("user_ids", user_ids)?;
+            }
         }
         m.serialize_entry("id", &self.id)?;
         m.serialize_entry("ts", &self.ts)?;
@@ -502,6 +658,11 @@ mod serialise_tests {
             EventKind::Viewers {
                 viewers: 1,
                 total_viewers: 2,
+                top_viewers: vec![TopViewer {
+                    rank: 1,
+                    score: 30,
+                    user: host.clone(),
+                }],
             },
             EventKind::Gift {
                 gift: gift.clone(),
@@ -523,7 +684,7 @@ mod serialise_tests {
                 end_reason: None,
             },
             EventKind::Combo {
-                gift,
+                gift: gift.clone(),
                 combo_id: "c".into(),
                 count: 2,
                 ended: true,
@@ -542,10 +703,35 @@ mod serialise_tests {
                     host: host.clone(),
                     score: 7,
                 }],
+                card: None,
+                task: None,
+            },
+            EventKind::Battle {
+                phase: BattlePhase::ItemCard,
+                battle_id: "5".into(),
+                teams: vec![],
+                card: Some(BattleCard {
+                    kind: "smoke".into(),
+                    host_id: Some("1".into()),
+                    text: "x \"y\"".into(),
+                }),
+                task: None,
+            },
+            EventKind::Battle {
+                phase: BattlePhase::Task,
+                battle_id: "5".into(),
+                teams: vec![],
+                card: None,
+                task: Some(BattleTask {
+                    stage: "progress".into(),
+                    progress: Some(3),
+                    result: None,
+                }),
             },
             EventKind::Envelope {
                 diamonds: 5,
                 people: 6,
+                super_fan_box: true,
             },
             EventKind::Question { text: "q".into() },
             EventKind::Pin { text: "p".into() },
@@ -554,6 +740,54 @@ mod serialise_tests {
                 data: serde_json::json!({"a": [1, {"b": "c"}]}),
             },
             EventKind::Unknown { method: "M".into() },
+            EventKind::SuperFanJoin,
+            EventKind::Goal {
+                goal_id: "g".into(),
+                description: "d\n".into(),
+                sub_goals: vec![SubGoal {
+                    kind: "gift".into(),
+                    progress: 1,
+                    target: 2,
+                    gift: Some(gift.clone()),
+                }],
+                contribution: Some(4),
+            },
+            EventKind::Goal {
+                goal_id: "g".into(),
+                description: String::new(),
+                sub_goals: vec![],
+                contribution: None,
+            },
+            EventKind::Poll {
+                phase: PollPhase::Update,
+                poll_id: "p".into(),
+                title: "t".into(),
+                options: vec![PollOption {
+                    text: "a".into(),
+                    votes: 3,
+                }],
+            },
+            EventKind::Rank {
+                kind: "update".into(),
+                list: "hourly".into(),
+                rank: Some(3),
+                text: "t".into(),
+            },
+            EventKind::Rank {
+                kind: "reward".into(),
+                list: "hourly".into(),
+                rank: None,
+                text: String::new(),
+            },
+            EventKind::System {
+                method: "WebcastRoomMessage".into(),
+                key: "k".into(),
+                text: "Welcome".into(),
+            },
+            EventKind::CommentDeleted {
+                message_ids: vec!["1".into()],
+                user_ids: vec![],
+            },
         ];
         assert_eq!(
             kinds
