@@ -1,5 +1,6 @@
 // Chat page of the default theme: the latest comments and emotes, newest at the bottom, with
 // avatars. Names and messages are viewer text: textContent only, direction from the text.
+// Comments a moderator or TikTok removes (`comment_deleted`) leave the page at once.
 (function () {
   "use strict";
   var R = window.TikRelay;
@@ -10,11 +11,36 @@
   var showEmotes = R.fields.chat_emotes !== false;
 
   var shown = {};
+  // Removed comment ids and viewer ids, so a removed comment is not shown again from the
+  // backlog or a late duplicate.
+  var deletedIds = {};
+  var deletedUsers = {};
+
+  function isDeleted(ev) {
+    return deletedIds[ev.id] || (ev.user && ev.user.id && deletedUsers[ev.user.id]);
+  }
+
+  function removeDeleted(ev) {
+    (ev.message_ids || []).forEach(function (id) {
+      deletedIds[id] = true;
+    });
+    (ev.user_ids || []).forEach(function (id) {
+      deletedUsers[id] = true;
+    });
+    Array.prototype.slice.call(list.children).forEach(function (msg) {
+      if (deletedIds[msg.dataset.id] || (msg.dataset.user && deletedUsers[msg.dataset.user])) {
+        msg.remove();
+      }
+    });
+  }
 
   function add(ev, text, kind) {
-    if (shown[ev.id]) return;
+    if (shown[ev.id] || isDeleted(ev)) return;
     shown[ev.id] = true;
     var msg = R.el("div", "chat-msg " + kind);
+    // dataset values are set as text, never parsed as markup.
+    msg.dataset.id = ev.id;
+    if (ev.user && ev.user.id) msg.dataset.user = ev.user.id;
     msg.style.setProperty("--hue", "hsl(" + T.hue(ev.user) + " 90% 68%)");
     var img = R.el("img", "avatar");
     img.alt = "";
@@ -48,7 +74,7 @@
     add(ev, n > 1 ? "sent " + n + " emotes" : "sent an emote", "emote");
   }
 
-  R.on("comment", show).on("emote", show);
+  R.on("comment", show).on("emote", show).on("comment_deleted", removeDeleted);
   // OBS reloads a source when its scene becomes active: start from the relay's recent events
   // instead of an empty chat.
   fetch("/api/events?limit=200")
@@ -58,6 +84,11 @@
     .then(function (events) {
       events
         .filter(function (ev) {
+          return ev.type === "comment_deleted";
+        })
+        .forEach(removeDeleted);
+      events
+        .filter(function (ev) {
           return (ev.type === "comment" || ev.type === "emote") && !(fadeMs > 0 && Date.now() - ev.ts > fadeMs);
         })
         .slice(-max)
@@ -65,6 +96,6 @@
     })
     .catch(function () {})
     .then(function () {
-      R.start({ types: ["comment", "emote"] });
+      R.start({ types: ["comment", "emote", "comment_deleted"] });
     });
 })();

@@ -351,6 +351,11 @@ pub fn complete_test_event(partial: Value) -> Result<Event, String> {
             | "battle"
             | "webcast"
             | "unknown"
+            // Issue 10's kinds that are about the room, not one viewer.
+            | "comment_deleted"
+            | "system"
+            | "rank"
+            | "poll"
     );
     if needs_user && !obj.contains_key("user") {
         obj.insert(
@@ -374,6 +379,9 @@ pub fn complete_test_event(partial: Value) -> Result<Event, String> {
         obj.insert("combo_id".into(), json!(local_id("combo")));
     }
     if type_name == "battle" && !obj.contains_key("phase") {
+        obj.insert("phase".into(), json!("start"));
+    }
+    if type_name == "poll" && !obj.contains_key("phase") {
         obj.insert("phase".into(), json!("start"));
     }
     if type_name == "webcast" && !obj.contains_key("method") {

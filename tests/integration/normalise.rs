@@ -174,7 +174,7 @@ fn every_message() -> Vec<(proto::BaseProtoMessage, Value)> {
     let barrage = proto::WebcastBarrageMessage {
         common: common(12, ""),
         content: Some(proto::Text {
-            key: "ttlive_superfan_x".into(),
+            key: "ttlive_superFan_commentNotif_someoneBecameSuperFan".into(),
             ..Default::default()
         }),
         user: viewer(18, "Gus"),

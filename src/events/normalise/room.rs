@@ -317,6 +317,8 @@ fn sub_goal(g: proto::LiveStreamSubGoal) -> SubGoal {
         info.name = gg.name;
         info.diamonds = count(gg.diamond_count);
         info.image_url = super::convert::take_image_url(gg.icon);
+        // Same meaning as `Gift.type`: 1 is a streakable gift.
+        info.streakable = gg.r#type == 1;
         info
     });
     SubGoal {

@@ -174,9 +174,10 @@ pub fn super_fan(id: i64, who: i64) -> BaseProtoMessage {
         &proto::WebcastBarrageMessage {
             common: common(id, ""),
             msg_type: 100,
-            // The marker is in Text.key (where TikTokLive 7 looks for a `display_type`).
+            // The marker is in Text.key (where TikTokLive 7 looks for a `display_type`): the
+            // key of a viewer becoming a super fan.
             content: Some(proto::Text {
-                key: "ttlive_superfan_commentNotif_superFanJoined".into(),
+                key: "ttlive_superFan_commentNotif_someoneBecameSuperFan".into(),
                 ..Default::default()
             }),
             user: user(who),
@@ -305,7 +306,7 @@ pub fn pin(id: i64, who: i64, text: &str) -> BaseProtoMessage {
     )
 }
 
-/// A message the schema knows but no rule covers: relayed as `webcast`.
+/// The room's welcome text: relayed as `system`.
 pub fn room_message(id: i64, text: &str) -> BaseProtoMessage {
     wrap(
         "WebcastRoomMessage",
@@ -313,7 +314,6 @@ pub fn room_message(id: i64, text: &str) -> BaseProtoMessage {
         &proto::WebcastRoomMessage {
             common: common(id, ""),
             content: text.into(),
-            scene: "welcome".into(),
             ..Default::default()
         },
     )
