@@ -2,11 +2,9 @@
 //! (power-ups) and tasks, all as `battle` events told apart by `phase`.
 
 use super::convert::{count, image_url, int_text, render_text};
-use super::{MessageError, Normaliser};
-use crate::events::{BattleCard, BattlePhase, BattleTask, BattleTeam, Event, EventKind, User};
+use super::{MessageError, Normaliser, Out};
+use crate::events::{BattleCard, BattlePhase, BattleTask, BattleTeam, EventKind, User};
 use crate::proto;
-
-type Out<'a> = &'a mut Vec<Event>;
 
 impl Normaliser {
     pub(super) fn battle(

@@ -54,6 +54,9 @@ mod viewers;
 use convert::int_text;
 pub use convert::user;
 
+/// Where the rules put the events a message becomes.
+type Out<'a> = &'a mut Vec<Event>;
+
 /// A message that could not be turned into events. The stream goes on without it.
 #[derive(Debug, thiserror::Error)]
 #[error("{method} payload does not decode ({source}); message skipped")]

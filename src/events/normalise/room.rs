@@ -2,11 +2,9 @@
 //! room's notices and welcome text, ranking changes, LIVE goals and polls.
 
 use super::convert::{count, gift_info, int_text, render_text, user, user_from_parts};
-use super::{Envelope, MessageError, Normaliser};
-use crate::events::{Event, EventKind, PollOption, PollPhase, SubGoal, TopViewer, User};
+use super::{Envelope, MessageError, Normaliser, Out};
+use crate::events::{EventKind, PollOption, PollPhase, SubGoal, TopViewer, User};
 use crate::proto;
-
-type Out<'a> = &'a mut Vec<Event>;
 
 impl Normaliser {
     pub(super) fn viewers(

@@ -2,8 +2,8 @@
 //! subscriptions, super fans, questions, pinned comments, and comments removed by moderation.
 
 use super::convert::{display_key, int_text, user};
-use super::{MessageError, Normaliser};
-use crate::events::{Event, EventKind};
+use super::{MessageError, Normaliser, Out};
+use crate::events::EventKind;
 use crate::proto;
 
 /// The barrage display key TikTok shows when a viewer *becomes* a super fan
@@ -13,8 +13,6 @@ pub(crate) const SUPER_FAN_BECAME_KEY: &str = "ttlive_superfan_commentnotif_some
 /// The barrage display key for an existing super fan entering the LIVE, compared lower-cased
 /// (TikTokLive's `SuperFanJoinEvent` and TikTok-Live-Connector's `superFanJoin` test for it).
 pub(crate) const SUPER_FAN_JOINED_KEY: &str = "ttlive_superfan_commentnotif_superfanjoined";
-
-type Out<'a> = &'a mut Vec<Event>;
 
 impl Normaliser {
     pub(super) fn chat(
