@@ -5,6 +5,8 @@
 //! DESIGN.md: an envelope (`v`, `type`, `id`, `ts`, `source`, `room_id`, `user`) plus the fields
 //! of the event kind; 64-bit ids are strings. [`normalise`] turns decoded webcast messages into
 //! events and owns the gift combo rules ([`combo`]) and message de-duplication ([`dedupe`]).
+//! [`details`] holds the nested parts of the kinds the full schema brought (goals, polls, top
+//! viewers, battle item cards and tasks).
 
 pub mod combo;
 pub mod dedupe;
