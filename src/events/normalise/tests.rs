@@ -1,5 +1,5 @@
 //! The normaliser's rules, one test per rule or edge; the JSON of every typed event is checked
-//! field by field in `tests/integration/schema.rs`.
+//! field by field in `tests/integration/schema/`.
 
 use super::*;
 use crate::events::BattlePhase;
