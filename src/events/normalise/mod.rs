@@ -10,10 +10,10 @@
 //! tracker.
 //!
 //! This file owns the normaliser's state, the dispatch by method and the pass-through; the
-//! rules live by concern beside it: [`viewers`] (what viewers do: chat, follows, likes, joins,
-//! super fans, questions, pins, moderation), [`gifts`] (gifts and treasure chests), [`room`]
-//! (viewer counts, stream state, system text, ranks, goals, polls), [`battle`] (link-mic
-//! battles, their item cards and tasks); [`convert`] turns proto users, images, gifts and
+//! rules live by concern beside it: `viewers.rs` (what viewers do: chat, follows, likes, joins,
+//! super fans, questions, pins, moderation), `gifts.rs` (gifts and treasure chests), `room.rs`
+//! (viewer counts, stream state, system text, ranks, goals, polls), `battle.rs` (link-mic
+//! battles, their item cards and tasks); `convert.rs` turns proto users, images, gifts and
 //! display-text templates into their event form.
 
 use std::sync::OnceLock;
