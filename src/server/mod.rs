@@ -14,6 +14,7 @@ pub mod headers;
 mod interfaces;
 pub mod limits;
 mod obs;
+pub mod state;
 pub mod ws;
 
 use std::collections::HashMap;
@@ -44,6 +45,8 @@ const MAX_TEST_BODY: u64 = 64 * 1024;
 /// What the handlers share.
 pub struct Relay {
     pub hub: Arc<Hub>,
+    /// Session totals, for the snapshot.
+    pub stats: Arc<crate::stats::Stats>,
     pub themes: Arc<ThemeRegistry>,
     /// Test events go through the pipeline like every other input, in order.
     pub input: mpsc::Sender<Input>,
@@ -111,7 +114,7 @@ pub fn routes(relay: Arc<Relay>) -> warp::filters::BoxedFilter<(Response,)> {
     let state = warp::path!("api" / "state")
         .and(warp::get())
         .and(r())
-        .map(|relay: Arc<Relay>| warp::reply::json(&relay.hub.snapshot()).into_response())
+        .map(|relay: Arc<Relay>| warp::reply::json(&state::snapshot(&relay)).into_response())
         .boxed();
     let events = warp::path!("api" / "events")
         .and(warp::get())
@@ -242,13 +245,23 @@ fn recent_events(query: HashMap<String, String>, relay: Arc<Relay>) -> Response 
         .and_then(|l| l.parse::<usize>().ok())
         .unwrap_or(100)
         .min(crate::hub::RECENT_EVENTS);
-    let events: Vec<Value> = relay
-        .hub
-        .recent(limit)
-        .iter()
-        .map(|e| serde_json::to_value(e.as_ref()).unwrap_or(Value::Null))
-        .collect();
-    warp::reply::json(&events).into_response()
+    // The very bytes `/ws` sent for each event, so both write the same JSON for an event.
+    let recent = relay.hub.recent_with_json(limit);
+    let mut body = Vec::with_capacity(2 + recent.iter().map(|(_, j)| j.len() + 1).sum::<usize>());
+    body.push(b'[');
+    for (i, (_, json)) in recent.iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(json.as_bytes());
+    }
+    body.push(b']');
+    let mut res = Response::new(body.into());
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    res
 }
 
 async fn test_event(
@@ -318,7 +331,10 @@ fn replay_alert(alert_id: String, origin: guard::RequestOrigin, relay: Arc<Relay
     }
 }
 
-/// Fills the fields a test event leaves out: id, ts, source, user, gift.
+/// Fills the fields a test event leaves out: id, ts, source, a user for the kinds a viewer
+/// sends, and sample values for the fields below; the rest take their defaults. Which kinds
+/// exist and which come from a viewer is the kinds' one declaration ([`EventKind`]); the fills
+/// are per field name, so a new kind needs nothing here.
 pub fn complete_test_event(partial: Value) -> Result<Event, String> {
     let Value::Object(mut obj) = partial else {
         return Err("send a JSON object with at least \"type\"".into());
@@ -326,12 +342,12 @@ pub fn complete_test_event(partial: Value) -> Result<Event, String> {
     let Some(type_name) = obj.get("type").and_then(Value::as_str).map(str::to_string) else {
         return Err("the event needs a \"type\", e.g. {\"type\":\"follow\"}".into());
     };
-    if !crate::events::EVENT_TYPES.contains(&type_name.as_str()) {
+    let Some(sample) = EventKind::sample(&type_name) else {
         return Err(format!(
             "unknown event type {type_name:?}; known types: {}",
             crate::events::EVENT_TYPES.join(", ")
         ));
-    }
+    };
     obj.insert("v".into(), json!(crate::events::FORMAT_VERSION));
     obj.insert("source".into(), json!(Source::Test));
     if !obj.get("id").is_some_and(Value::is_string) {
@@ -340,19 +356,7 @@ pub fn complete_test_event(partial: Value) -> Result<Event, String> {
     if !obj.get("ts").is_some_and(Value::is_i64) {
         obj.insert("ts".into(), json!(now_ms()));
     }
-    let needs_user = !matches!(
-        type_name.as_str(),
-        "connected"
-            | "disconnected"
-            | "viewers"
-            | "live_paused"
-            | "live_resumed"
-            | "live_ended"
-            | "battle"
-            | "webcast"
-            | "unknown"
-    );
-    if needs_user && !obj.contains_key("user") {
+    if EventKind::viewer_type(&type_name) && !obj.contains_key("user") {
         obj.insert(
             "user".into(),
             json!({"id": "1", "unique_id": "test_viewer", "nickname": "Test Viewer", "avatar_url": null}),
@@ -364,20 +368,27 @@ pub fn complete_test_event(partial: Value) -> Result<Event, String> {
         }
         user.entry("avatar_url").or_insert(Value::Null);
     }
-    if matches!(type_name.as_str(), "gift" | "combo") && !obj.contains_key("gift") {
-        obj.insert(
-            "gift".into(),
-            json!({"id": 5655, "name": "Rose", "diamonds": 1, "image_url": "/overlays/default/images/gifts/rose.svg", "streakable": true}),
-        );
-    }
-    if type_name == "combo" && !obj.contains_key("combo_id") {
-        obj.insert("combo_id".into(), json!(local_id("combo")));
-    }
-    if type_name == "battle" && !obj.contains_key("phase") {
-        obj.insert("phase".into(), json!("start"));
-    }
-    if type_name == "webcast" && !obj.contains_key("method") {
-        obj.insert("method".into(), json!("WebcastTestMessage"));
+    // Sample values for fields whose default would make a poor test: by field name, for
+    // whichever kinds have the field.
+    let fields = serde_json::to_value(&sample).unwrap_or_default();
+    let fill = |field: &str| -> Option<Value> {
+        Some(match field {
+            "gift" => {
+                json!({"id": 5655, "name": "Rose", "diamonds": 1, "image_url": "/overlays/default/images/gifts/rose.svg", "streakable": true})
+            }
+            "combo_id" => json!(local_id("combo")),
+            "method" => json!("WebcastTestMessage"),
+            _ => return None,
+        })
+    };
+    if let Value::Object(fields) = fields {
+        for field in fields.keys() {
+            if !obj.contains_key(field)
+                && let Some(value) = fill(field)
+            {
+                obj.insert(field.clone(), value);
+            }
+        }
     }
     let mut event: Event = serde_json::from_value(Value::Object(obj))
         .map_err(|e| format!("the event does not match the {type_name:?} format: {e}"))?;
