@@ -5,6 +5,11 @@
 //! DESIGN.md: an envelope (`v`, `type`, `id`, `ts`, `source`, `room_id`, `user`) plus the fields
 //! of the event kind; 64-bit ids are strings. [`normalise`] turns decoded webcast messages into
 //! events and owns the gift combo rules ([`combo`]) and message de-duplication ([`dedupe`]).
+//!
+//! Each kind of event is declared once, in the `event_kinds!` block below (the macro is in
+//! `declare.rs`): its variant, `type` name, whether a viewer sends it, and its fields. The type
+//! names list, [`EventKind::type_name`], the JSON shape (serde's derive) and what `/api/test`
+//! fills in all come from there; `json.rs` is a faster writer of the same bytes.
 
 #[macro_use]
 mod declare;
@@ -284,12 +289,13 @@ impl Event {
         self.kind.type_name()
     }
 
-    /// The JSON text sent to overlays.
+    /// The event's JSON: the bytes every output writes (`/ws`, `/api/events`, recordings,
+    /// webhook bodies), the same as serde_json writes for the derived `Serialize`.
     pub fn to_json(&self) -> String {
         // Most events fit, so the buffer is not regrown on the way.
         let mut buf = Vec::with_capacity(512);
         json::write_event(&mut buf, self);
-        // Only whole `&str`s and ASCII go in, so this cannot fail; checking costs a pass over
+        // Only whole `&str`s, ASCII and serde_json's output go in, so this cannot fail; checking costs a pass over
         // the bytes, the price of keeping `unsafe` out.
         String::from_utf8(buf).expect("the JSON writer writes UTF-8")
     }

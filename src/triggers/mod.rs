@@ -7,9 +7,10 @@
 //! task hands it each event synchronously, in order, after stats and before the hub's fan-out to
 //! overlays. That makes it lossless (a broadcast receiver that lags drops events, and a dropped
 //! gift is a lost alert or a missed Minecraft command) and keeps trigger state (cooldowns, like
-//! totals) in event order. Matching is cheap (a few comparisons, at most one regex) and every action is a
-//! non-blocking hand-off: alerts go onto their queue, RCON commands and webhook requests onto
-//! their worker's bounded queue, so a slow game server never holds up the pipeline.
+//! totals) in event order. Matching is cheap (a few comparisons, at most one regex) and every
+//! action is a non-blocking hand-off: alerts go onto their queue, RCON commands and webhook
+//! requests onto their worker's bounded queue, so a slow game server never holds up the
+//! pipeline.
 //!
 //! # Rules
 //! - An event fires every trigger that matches it; no match is ignored quietly.
@@ -21,7 +22,6 @@
 //!   viewer per session or per window.
 //! - Text templates see the event JSON plus `name` (display name), `unit` and `units`. For RCON
 //!   commands every string in that context is first made inert by [`safe::safe_text`].
-
 //!
 //! # Files
 //! [`engine`] holds the per-trigger state and fires actions, `matching` decides whether a
