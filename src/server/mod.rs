@@ -15,6 +15,7 @@ mod interfaces;
 pub mod limits;
 mod obs;
 pub mod state;
+mod test_event;
 pub mod ws;
 
 use std::collections::HashMap;
@@ -27,7 +28,6 @@ use warp::http::{HeaderValue, StatusCode, header};
 use warp::reply::Response;
 use warp::{Filter, Reply};
 
-use crate::events::{Event, EventKind, Source, local_id, now_ms};
 use crate::hub::Hub;
 use crate::pipeline::Input;
 use crate::themes::ThemeRegistry;
@@ -35,6 +35,7 @@ use crate::themes::ThemeRegistry;
 pub use accept::serve;
 pub use guard::OriginPolicy;
 pub use limits::Limits;
+pub use test_event::complete_test_event;
 
 /// The overlay runtime every page loads.
 pub const RELAY_JS: &str = include_str!("../../templates/relay.js");
@@ -329,80 +330,6 @@ fn replay_alert(alert_id: String, origin: guard::RequestOrigin, relay: Arc<Relay
         Ok(id) => warp::reply::json(&json!({"ok": true, "alert_id": id})).into_response(),
         Err(e) => error_response(StatusCode::NOT_FOUND, &e.to_string()),
     }
-}
-
-/// Fills the fields a test event leaves out: id, ts, source, a user for the kinds a viewer
-/// sends, and sample values for the fields below; the rest take their defaults. Which kinds
-/// exist and which come from a viewer is the kinds' one declaration ([`EventKind`]); the fills
-/// are per field name, so a new kind needs nothing here.
-pub fn complete_test_event(partial: Value) -> Result<Event, String> {
-    let Value::Object(mut obj) = partial else {
-        return Err("send a JSON object with at least \"type\"".into());
-    };
-    let Some(type_name) = obj.get("type").and_then(Value::as_str).map(str::to_string) else {
-        return Err("the event needs a \"type\", e.g. {\"type\":\"follow\"}".into());
-    };
-    let Some(sample) = EventKind::sample(&type_name) else {
-        return Err(format!(
-            "unknown event type {type_name:?}; known types: {}",
-            crate::events::EVENT_TYPES.join(", ")
-        ));
-    };
-    obj.insert("v".into(), json!(crate::events::FORMAT_VERSION));
-    obj.insert("source".into(), json!(Source::Test));
-    if !obj.get("id").is_some_and(Value::is_string) {
-        obj.insert("id".into(), json!(local_id("test")));
-    }
-    if !obj.get("ts").is_some_and(Value::is_i64) {
-        obj.insert("ts".into(), json!(now_ms()));
-    }
-    if EventKind::viewer_type(&type_name) && !obj.contains_key("user") {
-        obj.insert(
-            "user".into(),
-            json!({"id": "1", "unique_id": "test_viewer", "nickname": "Test Viewer", "avatar_url": null}),
-        );
-    }
-    if let Some(Value::Object(user)) = obj.get_mut("user") {
-        for key in ["id", "unique_id", "nickname"] {
-            user.entry(key).or_insert(json!(""));
-        }
-        user.entry("avatar_url").or_insert(Value::Null);
-    }
-    // Sample values for fields whose default would make a poor test: by field name, for
-    // whichever kinds have the field.
-    let fields = serde_json::to_value(&sample).unwrap_or_default();
-    let fill = |field: &str| -> Option<Value> {
-        Some(match field {
-            "gift" => {
-                json!({"id": 5655, "name": "Rose", "diamonds": 1, "image_url": "/overlays/default/images/gifts/rose.svg", "streakable": true})
-            }
-            "combo_id" => json!(local_id("combo")),
-            "method" => json!("WebcastTestMessage"),
-            _ => return None,
-        })
-    };
-    if let Value::Object(fields) = fields {
-        for field in fields.keys() {
-            if !obj.contains_key(field)
-                && let Some(value) = fill(field)
-            {
-                obj.insert(field.clone(), value);
-            }
-        }
-    }
-    let mut event: Event = serde_json::from_value(Value::Object(obj))
-        .map_err(|e| format!("the event does not match the {type_name:?} format: {e}"))?;
-    if let EventKind::Gift {
-        gift,
-        count,
-        diamonds_total,
-        ..
-    } = &mut event.kind
-        && *diamonds_total == 0
-    {
-        *diamonds_total = gift.diamonds.saturating_mul(*count);
-    }
-    Ok(event)
 }
 
 fn overlay(
