@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use prost::Message;
+use tikrelay::consumers::Consumers;
 use tikrelay::events::Source;
 use tikrelay::events::normalise::Normaliser;
 use tikrelay::hub::Hub;
@@ -50,7 +51,7 @@ struct Run {
     elapsed: Duration,
 }
 
-fn run(frames: Vec<Vec<u8>>, hub: Option<&Arc<Hub>>) -> Run {
+fn run(frames: Vec<Vec<u8>>, hub: Option<&Consumers>) -> Run {
     let mut normaliser = Normaliser::new(Source::Replay, Duration::from_secs(10));
     let mut out = Vec::with_capacity(64);
     let (mut events, mut json_bytes) = (0u64, 0u64);
@@ -61,7 +62,7 @@ fn run(frames: Vec<Vec<u8>>, hub: Option<&Arc<Hub>>) -> Run {
         events += out.len() as u64;
         for e in out.drain(..) {
             match hub {
-                Some(hub) => hub.publish(e),
+                Some(consumers) => consumers.deliver(e),
                 None => json_bytes += e.to_json().len() as u64,
             }
         }
@@ -128,6 +129,48 @@ fn phases(frames: &[Vec<u8>]) {
     );
 }
 
+/// The event JSON two ways over the same demo events: `Event::to_json` (the fast writer for the
+/// frequent kinds, serde_json for the rest) and serde_json on the derived `Serialize`. Both
+/// write the same bytes (a unit test checks every kind); this says whether the fast writer is
+/// worth keeping.
+fn json_writers(frames: &[Vec<u8>]) {
+    let mut normaliser = Normaliser::new(Source::Replay, Duration::from_secs(10));
+    let mut events = Vec::new();
+    for bytes in frames {
+        let (_, result) = frame::decode_msg_frame(bytes).unwrap();
+        let _ = normaliser.fetch_result(&result, tokio::time::Instant::now(), &mut events);
+    }
+    let time = |f: &dyn Fn(&tikrelay::events::Event) -> usize| {
+        let start = Instant::now();
+        let mut bytes = 0;
+        for e in &events {
+            bytes += std::hint::black_box(f(e));
+        }
+        (
+            start.elapsed().as_nanos() as f64 / events.len() as f64,
+            bytes,
+        )
+    };
+    // Interleaved rounds, best of each: the machine is shared, and a busy moment should not
+    // land on one writer only.
+    let (mut fast, mut serde) = (f64::MAX, f64::MAX);
+    for _ in 0..7 {
+        let (f, fast_bytes) = time(&|e| e.to_json().len());
+        let (s, serde_bytes) = time(&|e| serde_json::to_string(e).unwrap().len());
+        assert_eq!(
+            fast_bytes, serde_bytes,
+            "the two writers wrote different JSON"
+        );
+        fast = fast.min(f);
+        serde = serde.min(s);
+    }
+    println!(
+        "JSON per event ({} events, best of 7 interleaved rounds): fast writer {fast:.0} ns, serde_json {serde:.0} ns ({:.2}x)",
+        events.len(),
+        serde / fast
+    );
+}
+
 fn main() {
     let messages: usize = std::env::var("TIKRELAY_BENCH_MESSAGES")
         .ok()
@@ -178,10 +221,11 @@ fn main() {
     );
 
     phases(&batched);
+    json_writers(&batched);
 
-    let hub = Hub::new(Arc::new(Stats::default()));
+    let consumers = Consumers::new(Arc::new(Stats::default()), Hub::new());
     report(
         &format!("{BATCH} per frame, published through the hub"),
-        &run(batched, Some(&hub)),
+        &run(batched, Some(&consumers)),
     );
 }

@@ -1,10 +1,13 @@
-//! The hub: fans every event and relay message out to overlay clients and in-process consumers.
+//! The hub: the last consumer of every event (see `consumers.rs`); it fans events and
+//! relay messages out to websocket clients and to the in-process listeners that may lag
+//! (recorders, the TikFinity-compatible socket), and keeps the recent events of `/api/events`.
 //!
-//! Each event is serialised to JSON once, here, and the same text goes to every client. Every
-//! websocket client has its own bounded buffer; publishing never waits for a client. A client
-//! whose buffer is full has fallen too far behind: it is removed at once and its connection is
-//! closed with a reason, so one stalled OBS source never slows the pipeline or the others.
-//! In-process consumers (stats, triggers, recorders) subscribe to [`Hub::subscribe_events`].
+//! Each event is serialised to JSON once, here, and the same bytes go to every client and to
+//! `/api/events`. Every websocket client has its own bounded buffer; publishing never waits for a
+//! client. A client whose buffer is full has fallen too far behind: it is removed at once and its
+//! connection is closed with a reason, so one stalled OBS source never slows the pipeline or the
+//! others. The hub calls nothing above it: stats and triggers have seen an event before it gets
+//! here, and parts that send relay messages (alert queues, theme reload) hold a [`Publisher`].
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,7 +18,6 @@ use tokio::sync::{Notify, broadcast, mpsc};
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use crate::events::{Event, FORMAT_VERSION};
-use crate::stats::Stats;
 
 /// Messages a client may have waiting before it counts as too slow.
 pub const CLIENT_BUFFER: usize = 1024;
@@ -30,21 +32,21 @@ const EVENT_CHANNEL: usize = 16_384;
 /// The recent events of `/api/events`, bounded by count and by bytes.
 #[derive(Default)]
 struct Recent {
-    /// Each event with the size of its JSON.
-    events: VecDeque<(Arc<Event>, usize)>,
+    /// Each event with its JSON, the bytes `/ws` sent.
+    events: VecDeque<(Arc<Event>, Utf8Bytes)>,
     bytes: usize,
     /// The byte bound was hit (logged once).
     over_bytes: bool,
 }
 
 impl Recent {
-    fn push(&mut self, event: Arc<Event>, size: usize) {
-        self.events.push_back((event, size));
-        self.bytes += size;
+    fn push(&mut self, event: Arc<Event>, json: Utf8Bytes) {
+        self.bytes += json.len();
+        self.events.push_back((event, json));
         if self.events.len() > RECENT_EVENTS
-            && let Some((_, size)) = self.events.pop_front()
+            && let Some((_, json)) = self.events.pop_front()
         {
-            self.bytes -= size;
+            self.bytes -= json.len();
         }
         while self.bytes > RECENT_EVENTS_BYTES && self.events.len() > 1 {
             if !self.over_bytes {
@@ -53,8 +55,8 @@ impl Recent {
                     "recent events take over {RECENT_EVENTS_BYTES} bytes; /api/events keeps fewer than {RECENT_EVENTS} of them (every event is still relayed)"
                 );
             }
-            if let Some((_, size)) = self.events.pop_front() {
-                self.bytes -= size;
+            if let Some((_, json)) = self.events.pop_front() {
+                self.bytes -= json.len();
             }
         }
     }
@@ -133,27 +135,6 @@ struct ClientSlot {
     kick: Arc<Kick>,
 }
 
-/// What a websocket client asks of the alert engine.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ClientOp {
-    /// The client now plays this queue's alerts.
-    Play { client: u64, queue: String },
-    /// The client finished showing an alert.
-    AlertDone { client: u64, alert_id: String },
-    /// The client went away (it no longer plays anything).
-    Left { client: u64 },
-}
-
-/// An in-process consumer that must see every event, in order (the trigger engine). Called
-/// synchronously by [`Hub::publish`] after the event went out to clients, so it never lags and
-/// never loses an event; it must not block.
-pub trait EventHook: Send + Sync {
-    fn on_event(&self, event: &Arc<Event>);
-}
-
-/// A named part of the snapshot computed by another module (e.g. `queues`).
-type SnapshotPart = (&'static str, Arc<dyn Fn() -> Value + Send + Sync>);
-
 /// A registered websocket client, as its connection task holds it.
 pub struct ClientHandle {
     pub id: u64,
@@ -167,70 +148,53 @@ pub struct Hub {
     next_client: AtomicU64,
     recent: Mutex<Recent>,
     events: broadcast::Sender<Arc<Event>>,
-    stats: Arc<Stats>,
-    version: &'static str,
-    ops: Mutex<Option<mpsc::UnboundedSender<ClientOp>>>,
-    hook: RwLock<Option<Arc<dyn EventHook>>>,
-    parts: RwLock<Vec<SnapshotPart>>,
+}
+
+/// The handle through which a part sends relay messages (alerts, queue states, `state`,
+/// `reload`) to the clients; given to the part when it is built, so nothing reaches into the
+/// hub for it.
+#[derive(Clone)]
+pub struct Publisher {
+    hub: Arc<Hub>,
+}
+
+impl Publisher {
+    /// Sends `out` to the clients that want it.
+    pub fn send(&self, out: Outbound) {
+        self.hub.send(out);
+    }
 }
 
 impl Hub {
-    pub fn new(stats: Arc<Stats>) -> Arc<Hub> {
+    pub fn new() -> Arc<Hub> {
         Arc::new(Hub {
             clients: Mutex::new(HashMap::new()),
             next_client: AtomicU64::new(1),
             recent: Mutex::new(Recent::default()),
             events: broadcast::channel(EVENT_CHANNEL).0,
-            stats,
-            version: env!("CARGO_PKG_VERSION"),
-            ops: Mutex::new(None),
-            hook: RwLock::new(None),
-            parts: RwLock::new(Vec::new()),
         })
     }
 
-    pub fn stats(&self) -> &Arc<Stats> {
-        &self.stats
+    /// A handle for sending relay messages through this hub.
+    pub fn publisher(self: &Arc<Self>) -> Publisher {
+        Publisher { hub: self.clone() }
     }
 
-    /// Delivers an event everywhere: totals, recent log, in-process consumers, clients.
-    pub fn publish(&self, event: Event) {
-        self.stats.apply(&event);
+    /// Fans an event out: the recent log, the in-process listeners, the websocket clients.
+    pub fn publish(&self, event: Arc<Event>) {
         let out = Outbound {
             type_name: event.type_name().into(),
             json: event.to_json().into(),
             is_event: true,
             audience: Audience::All,
         };
-        let event = Arc::new(event);
         self.recent
             .lock()
             .expect("recent lock")
-            .push(event.clone(), out.json.len());
+            .push(event.clone(), out.json.clone());
         // No receiver is fine: nothing in-process listens in some modes.
-        let _ = self.events.send(event.clone());
+        let _ = self.events.send(event);
         self.send(out);
-        let hook = self.hook.read().expect("hook lock").clone();
-        if let Some(hook) = hook {
-            hook.on_event(&event);
-        }
-    }
-
-    /// Sets the consumer that sees every published event synchronously (see [`EventHook`]).
-    pub fn set_event_hook(&self, hook: Arc<dyn EventHook>) {
-        *self.hook.write().expect("hook lock") = Some(hook);
-    }
-
-    /// Adds a part to the snapshot of `/api/state` and `hello`, computed on each snapshot.
-    pub fn add_snapshot_part(
-        &self,
-        name: &'static str,
-        part: impl Fn() -> Value + Send + Sync + 'static,
-    ) {
-        self.parts
-            .write()
-            .expect("parts lock")
-            .push((name, Arc::new(part)));
     }
 
     /// Sends a relay message (or a pre-built event) to the clients that want it.
@@ -286,20 +250,6 @@ impl Hub {
 
     pub fn unregister(&self, id: u64) {
         self.clients.lock().expect("clients lock").remove(&id);
-        self.client_op(ClientOp::Left { client: id });
-    }
-
-    /// Where client ops go: the alert engine, when one runs.
-    pub fn set_op_sink(&self, tx: mpsc::UnboundedSender<ClientOp>) {
-        *self.ops.lock().expect("ops lock") = Some(tx);
-    }
-
-    /// Hands a client op to the alert engine; false when no engine listens.
-    pub fn client_op(&self, op: ClientOp) -> bool {
-        match &*self.ops.lock().expect("ops lock") {
-            Some(tx) => tx.send(op).is_ok(),
-            None => false,
-        }
     }
 
     pub fn client_count(&self) -> usize {
@@ -323,44 +273,17 @@ impl Hub {
 
     /// The last `limit` events, oldest first.
     pub fn recent(&self, limit: usize) -> Vec<Arc<Event>> {
-        let recent = self.recent.lock().expect("recent lock");
-        let skip = recent.events.len().saturating_sub(limit);
-        recent
-            .events
-            .iter()
-            .skip(skip)
-            .map(|(e, _)| e.clone())
+        self.recent_with_json(limit)
+            .into_iter()
+            .map(|(e, _)| e)
             .collect()
     }
 
-    /// The state snapshot of `/api/state` and `hello`.
-    pub fn snapshot(&self) -> Value {
-        let mut state = self.stats.snapshot();
-        if let Value::Object(map) = &mut state {
-            map.insert("clients".into(), json!(self.client_count()));
-            let parts = self.parts.read().expect("parts lock").clone();
-            for (name, part) in parts {
-                map.insert(name.into(), part());
-            }
-        }
-        state
-    }
-
-    /// The first message a client receives.
-    pub fn hello(&self) -> Outbound {
-        Outbound::relay(
-            "hello",
-            json!({"version": self.version, "state": self.snapshot()}),
-            Audience::All,
-        )
-    }
-
-    /// Pushes the parts of the snapshot that changed since the last call, as one `state`
-    /// message. Called on a timer so a like storm becomes a few messages a second.
-    pub fn push_state_changes(&self) {
-        if let Some(changed) = self.stats.take_changes() {
-            self.send(Outbound::relay("state", changed, Audience::All));
-        }
+    /// The last `limit` events with the JSON `/ws` sent for each, oldest first.
+    pub fn recent_with_json(&self, limit: usize) -> Vec<(Arc<Event>, Utf8Bytes)> {
+        let recent = self.recent.lock().expect("recent lock");
+        let skip = recent.events.len().saturating_sub(limit);
+        recent.events.iter().skip(skip).cloned().collect()
     }
 }
 
@@ -406,11 +329,11 @@ mod tests {
 
     #[test]
     fn a_full_client_is_cut_off_and_the_others_keep_receiving() {
-        let hub = Hub::new(Arc::new(Stats::default()));
+        let hub = Hub::new();
         let slow = hub.register(ClientFilter::default());
         let mut fast = hub.register(ClientFilter::default());
         for _ in 0..CLIENT_BUFFER + 10 {
-            hub.publish(event(EventKind::Follow));
+            hub.publish(Arc::new(event(EventKind::Follow)));
             while fast.rx.try_recv().is_ok() {}
         }
         assert_eq!(hub.client_count(), 1);
@@ -423,7 +346,7 @@ mod tests {
                 .unwrap()
                 .contains("too slow")
         );
-        hub.publish(event(EventKind::Share));
+        hub.publish(Arc::new(event(EventKind::Share)));
         assert!(fast.rx.try_recv().unwrap().json.contains("\"share\""));
     }
 }

@@ -6,22 +6,29 @@
 //! - [`sources`]: the event sources: the live client (room lookup, sign step, websocket,
 //!   reconnects, backlog rule), the synthetic demo, replay. They feed [`pipeline`] with its
 //!   `Input`, the one direction data flows.
-//! - [`events`]: the one [`events::Event`] type, the normaliser, gift combos, de-duplication.
-//! - [`pipeline`]: the task that turns source input into published events.
+//! - [`events`]: the one [`events::Event`] type, each kind declared once (`event_kinds!`), its
+//!   JSON, the normaliser, gift combos, de-duplication.
+//! - [`pipeline`]: the task that turns source input into events and delivers them.
+//! - [`consumers`]: every event's consumers in their fixed order: stats, triggers, then the hub.
 //! - [`recorder`]: `--record` (raw frames, TIKREC1) and `--record-events` (JSONL), and the reader.
 //! - [`compat`]: the TikFinity-compatible event socket (`--compat-port`).
-//! - [`hub`]: fan-out to websocket clients (bounded per client) and in-process consumers.
+//! - [`hub`]: the last consumer: fan-out to websocket clients (bounded per client), recent
+//!   events, in-process listeners (recorder, compatible socket); the [`hub::Publisher`] handle
+//!   the alert queues and the state push send relay messages with.
 //! - [`stats`]: session totals and the state snapshot.
 //! - [`themes`]: the theme registry, theme folders and `theme.json`, handlebars rendering,
 //!   static files, template limits, field validation, hot reload and its
 //!   `reload`/`template_error` messages.
-//! - [`server`]: every HTTP and websocket route, behind the origin guard.
+//! - [`server`]: every HTTP and websocket route, behind the origin guard; `hello` and
+//!   `/api/state` are assembled there from each part's snapshot.
 //! - [`config`]: the TOML config file (queues, triggers, actions, goals): the validated types,
 //!   `load` and `parse` in `config/mod.rs`, the raw serde tables in `raw.rs`, validation in
 //!   `validate.rs`.
-//! - [`triggers`]: trigger matching and the action workers (Minecraft RCON, webhooks).
+//! - [`triggers`]: the trigger engine (state and firing in `engine.rs`, matching in
+//!   `matching.rs`) and the action workers (Minecraft RCON, webhooks, Streamer.bot).
 //! - [`obs`]: OBS scene, source and text actions over obs-websocket v5 (client and worker).
-//! - [`alerts`]: named alert queues, one alert playing at a time per queue.
+//! - [`alerts`]: named alert queues, one alert playing at a time per queue: the protocol's
+//!   types and client ops in `mod.rs`, the queues in `queues.rs`.
 //! - [`persist`]: the data dir where pending alerts and totals survive a restart.
 //! - [`signals`]: the stop signals that end the relay cleanly (Ctrl-C, SIGTERM, SIGHUP, the
 //!   Windows console events).
@@ -35,6 +42,7 @@ pub mod app;
 pub mod cli;
 pub mod compat;
 pub mod config;
+pub mod consumers;
 pub mod events;
 pub mod fuzzing;
 pub mod hub;
@@ -98,6 +106,18 @@ mod tests {
                     "{file}: `{line}` points up the module graph"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn the_hub_calls_nothing_above_it() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/hub.rs");
+        let text = std::fs::read_to_string(path).unwrap();
+        for above in ["triggers", "alerts", "stats", "consumers", "server", "app"] {
+            assert!(
+                !text.contains(&format!("crate::{above}")),
+                "src/hub.rs names crate::{above}: the hub is the last consumer"
+            );
         }
     }
 

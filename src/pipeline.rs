@@ -2,17 +2,16 @@
 //!
 //! Sources send [`Input`]s (raw push frames, fetch results they have decoded, or ready events
 //! such as lifecycle and test events) into one channel; this task decodes and normalises them in
-//! arrival order, ends timed-out combos on tokio time, and publishes every event to the hub. A
+//! arrival order, ends timed-out combos on tokio time, and delivers every event to the
+//! [`Consumers`] (stats, triggers, then the hub), in that order. A
 //! frame that does not decode is logged with its reason and skipped; the stream goes on.
-
-use std::sync::Arc;
 
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use crate::consumers::Consumers;
 use crate::events::Event;
 use crate::events::normalise::Normaliser;
-use crate::hub::Hub;
 use crate::proto::ProtoMessageFetchResult;
 use crate::tiktok::frame::{self, FrameError};
 
@@ -93,7 +92,7 @@ fn log_errors(errors: Vec<crate::events::normalise::MessageError>) {
 pub async fn run(
     mut input: mpsc::Receiver<Input>,
     mut normaliser: Normaliser,
-    hub: Arc<Hub>,
+    consumers: Consumers,
 ) -> PipelineReport {
     let mut out = Vec::with_capacity(64);
     let mut events = 0u64;
@@ -113,7 +112,7 @@ pub async fn run(
         }
         events += out.len() as u64;
         for event in out.drain(..) {
-            hub.publish(event);
+            consumers.deliver(event);
         }
     }
     PipelineReport {

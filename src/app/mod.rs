@@ -1,5 +1,7 @@
-//! Wires the parts together for each command: bind, build the hub and themes, start the
-//! pipeline and the source, serve until shutdown. This is the one place parts are connected;
+//! Wires the parts together for each command: bind, build the stats, hub, alert queues, trigger
+//! engine and themes, start the pipeline with its consumers in their order (stats, triggers,
+//! hub: see [`crate::consumers`]) and the source, serve until shutdown. This is the one place
+//! parts are connected;
 //! the commands' own bodies live beside it (`check`, `live`, `replay`), as does what a starting
 //! relay prints (`urls`). Errors carry the exit code DESIGN.md gives.
 
@@ -21,12 +23,14 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
+use crate::alerts::{AlertQueues, SavedAlerts};
 use crate::cli::{Cli, Command, CommonArgs};
 use crate::config::Config;
+use crate::consumers::Consumers;
 use crate::events::Source;
 use crate::events::normalise::Normaliser;
-use crate::hub::Hub;
-use crate::persist::{DataDir, SESSION_FILE};
+use crate::hub::{Audience, Hub, Outbound};
+use crate::persist::{ALERTS_FILE, DataDir, SESSION_FILE, Saver};
 use crate::pipeline::{self, Input};
 use crate::recorder::EventRecorder;
 use crate::server::{self, OriginPolicy, Relay};
@@ -35,7 +39,7 @@ use crate::stats::SessionState;
 use crate::stats::Stats;
 use crate::themes::watch::ThemeWatcher;
 use crate::themes::{ThemeRegistry, ThemeSources};
-use crate::triggers::{self, Engine};
+use crate::triggers::{Actions, Engine, TriggerEngine};
 
 /// How often changed totals are pushed to overlays as `state` messages.
 const STATE_PUSH_INTERVAL: Duration = Duration::from_millis(250);
@@ -240,6 +244,8 @@ pub async fn bind(common: &CommonArgs) -> Result<TcpListener, AppError> {
 pub struct Running {
     pub addr: SocketAddr,
     pub hub: Arc<Hub>,
+    /// Session totals (the pipeline's first consumer).
+    pub stats: Arc<Stats>,
     pub input: mpsc::Sender<Input>,
     listener: TcpListener,
     relay: Arc<Relay>,
@@ -274,33 +280,25 @@ pub fn start(
     let stats = Arc::new(session.map(Stats::from_state).unwrap_or_default());
     stats.set_connection(source.as_str(), "starting");
     stats.set_goals(config.goals);
-    let hub = Hub::new(stats);
-    let compat = open_compat(common, &config, &hub, addr)?;
+    let hub = Hub::new();
+    let compat = open_compat(common, &config, &hub, &stats, addr)?;
     if let Some(d) = &data {
         tracing::info!("data dir: {}", d.path().display());
     }
     let obs = config.obs.clone();
-    let engine = triggers::start(config, &hub, data);
+    let engine = start_engine(config, &hub, &stats, data);
     let themes = Arc::new(ThemeRegistry::load(theme_sources(common)));
     let (input, input_rx) = mpsc::channel(pipeline::INPUT_BUFFER);
+    let consumers = Consumers::new(stats.clone(), hub.clone()).with_triggers(engine.clone());
     tokio::spawn(pipeline::run(
         input_rx,
         Normaliser::new(source, combo_timeout),
-        hub.clone(),
+        consumers,
     ));
-    let pusher = Arc::downgrade(&hub);
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(STATE_PUSH_INTERVAL);
-        loop {
-            tick.tick().await;
-            match pusher.upgrade() {
-                Some(hub) => hub.push_state_changes(),
-                None => break,
-            }
-        }
-    });
+    spawn_state_push(&stats, &hub);
     let relay = Arc::new(Relay {
         hub: hub.clone(),
+        stats: stats.clone(),
         themes: themes.clone(),
         input: input.clone(),
         origin,
@@ -312,6 +310,7 @@ pub fn start(
     Ok(Running {
         addr,
         hub,
+        stats,
         input,
         listener,
         relay,
@@ -322,12 +321,58 @@ pub fn start(
     })
 }
 
+/// Builds the alert queues (restored from `data`, publishing through the hub), the data dir
+/// saver, the action workers and the trigger engine. Must run inside a tokio runtime.
+fn start_engine(
+    config: Arc<Config>,
+    hub: &Arc<Hub>,
+    stats: &Arc<Stats>,
+    data: Option<DataDir>,
+) -> Arc<Engine> {
+    let alerts = AlertQueues::new(&config.queues, hub.publisher());
+    if let Some(saved) = data
+        .as_ref()
+        .and_then(|d| d.load::<SavedAlerts>(ALERTS_FILE))
+    {
+        alerts.restore(saved);
+    }
+    tokio::spawn(alerts.clone().run());
+    let saver = data.map(|dir| {
+        let saver = Saver::new(dir, stats.clone(), &alerts);
+        let s = saver.clone();
+        alerts.on_change(move || s.mark_dirty());
+        tokio::spawn(saver.clone().run());
+        saver
+    });
+    let actions = Actions::spawn(&config);
+    let triggers = TriggerEngine::new(config, alerts.clone(), actions);
+    Arc::new(Engine::new(triggers, alerts, saver))
+}
+
+/// Pushes the parts of the totals that changed to overlays as one `state` message every
+/// [`STATE_PUSH_INTERVAL`], so a like storm becomes a few messages a second; ends with the hub.
+fn spawn_state_push(stats: &Arc<Stats>, hub: &Arc<Hub>) {
+    let stats = stats.clone();
+    let hub = Arc::downgrade(hub);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(STATE_PUSH_INTERVAL);
+        loop {
+            tick.tick().await;
+            let Some(hub) = hub.upgrade() else { break };
+            if let Some(changed) = stats.take_changes() {
+                hub.send(Outbound::relay("state", changed, Audience::All));
+            }
+        }
+    });
+}
+
 /// Opens the TikFinity-compatible socket when `--compat-port` or `[compat] port` asks for it
 /// (the flag wins), and starts feeding it from the hub.
 fn open_compat(
     common: &CommonArgs,
     config: &Config,
     hub: &Arc<Hub>,
+    stats: &Arc<Stats>,
     relay_addr: SocketAddr,
 ) -> Result<Option<(TcpListener, Arc<crate::compat::Clients>)>, AppError> {
     let Some(port) = common.compat_port.or(config.compat_port) else {
@@ -347,7 +392,7 @@ fn open_compat(
             hint,
         }
     })?;
-    let clients = crate::compat::start(hub, format!("http://{relay_addr}"));
+    let clients = crate::compat::start(hub, stats.clone(), format!("http://{relay_addr}"));
     Ok(Some((listener, clients)))
 }
 

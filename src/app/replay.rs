@@ -8,6 +8,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use crate::cli::{CommonArgs, ReplayArgs};
+use crate::consumers::Consumers;
 use crate::events::Source;
 use crate::events::normalise::Normaliser;
 use crate::hub::Hub;
@@ -41,13 +42,13 @@ pub async fn replay(
     if args.no_server {
         let combo_timeout = Duration::try_from_secs_f64(common.combo_timeout)
             .map_err(|_| AppError::Usage("--combo-timeout takes seconds, e.g. 10".into()))?;
-        let hub = Hub::new(Arc::new(Stats::default()));
+        let hub = Hub::new();
         let events = record_events(args.jsonl.as_deref(), &hub)?;
         let (tx, rx) = mpsc::channel(pipeline::INPUT_BUFFER);
         let pipeline = tokio::spawn(pipeline::run(
             rx,
             Normaliser::new(Source::Replay, combo_timeout),
-            hub.clone(),
+            Consumers::new(Arc::new(Stats::default()), hub.clone()),
         ));
         let started = std::time::Instant::now();
         let played = tokio::select! {
@@ -73,7 +74,7 @@ pub async fn replay(
     }
     let listener = bind(common).await?;
     let running = start(listener, common, Source::Replay)?;
-    running.hub.stats().set_connection("replay", "connected");
+    running.stats.set_connection("replay", "connected");
     let events = record_events(args.jsonl.as_deref(), &running.hub)?;
     let input = running.input.clone();
     let server = Served::spawn(running);

@@ -128,9 +128,8 @@ impl Clients {
 
 /// Starts the feed from `hub` to the compat clients; `base` is the relay's own URL
 /// (`http://HOST:PORT`), which makes relay-served avatars and gift images absolute.
-pub fn start(hub: &Arc<Hub>, base: String) -> Arc<Clients> {
+pub fn start(hub: &Arc<Hub>, stats: Arc<crate::stats::Stats>, base: String) -> Arc<Clients> {
     let clients = Arc::new(Clients::default());
-    let stats = hub.stats().clone();
     tokio::spawn(feed(
         hub.subscribe_events(),
         Mapper::new(base),

@@ -25,9 +25,10 @@ pub struct SubGoal {
 }
 
 /// Phase of a poll.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum PollPhase {
+    #[default]
     Start,
     Update,
     End,

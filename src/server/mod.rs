@@ -14,6 +14,8 @@ pub mod headers;
 mod interfaces;
 pub mod limits;
 mod obs;
+pub mod state;
+mod test_event;
 pub mod ws;
 
 use std::collections::HashMap;
@@ -26,7 +28,6 @@ use warp::http::{HeaderValue, StatusCode, header};
 use warp::reply::Response;
 use warp::{Filter, Reply};
 
-use crate::events::{Event, EventKind, Source, local_id, now_ms};
 use crate::hub::Hub;
 use crate::pipeline::Input;
 use crate::themes::ThemeRegistry;
@@ -34,6 +35,7 @@ use crate::themes::ThemeRegistry;
 pub use accept::serve;
 pub use guard::OriginPolicy;
 pub use limits::Limits;
+pub use test_event::complete_test_event;
 
 /// The overlay runtime every page loads.
 pub const RELAY_JS: &str = include_str!("../../templates/relay.js");
@@ -44,6 +46,8 @@ const MAX_TEST_BODY: u64 = 64 * 1024;
 /// What the handlers share.
 pub struct Relay {
     pub hub: Arc<Hub>,
+    /// Session totals, for the snapshot.
+    pub stats: Arc<crate::stats::Stats>,
     pub themes: Arc<ThemeRegistry>,
     /// Test events go through the pipeline like every other input, in order.
     pub input: mpsc::Sender<Input>,
@@ -111,7 +115,7 @@ pub fn routes(relay: Arc<Relay>) -> warp::filters::BoxedFilter<(Response,)> {
     let state = warp::path!("api" / "state")
         .and(warp::get())
         .and(r())
-        .map(|relay: Arc<Relay>| warp::reply::json(&relay.hub.snapshot()).into_response())
+        .map(|relay: Arc<Relay>| warp::reply::json(&state::snapshot(&relay)).into_response())
         .boxed();
     let events = warp::path!("api" / "events")
         .and(warp::get())
@@ -242,13 +246,23 @@ fn recent_events(query: HashMap<String, String>, relay: Arc<Relay>) -> Response 
         .and_then(|l| l.parse::<usize>().ok())
         .unwrap_or(100)
         .min(crate::hub::RECENT_EVENTS);
-    let events: Vec<Value> = relay
-        .hub
-        .recent(limit)
-        .iter()
-        .map(|e| serde_json::to_value(e.as_ref()).unwrap_or(Value::Null))
-        .collect();
-    warp::reply::json(&events).into_response()
+    // The very bytes `/ws` sent for each event, so both write the same JSON for an event.
+    let recent = relay.hub.recent_with_json(limit);
+    let mut body = Vec::with_capacity(2 + recent.iter().map(|(_, j)| j.len() + 1).sum::<usize>());
+    body.push(b'[');
+    for (i, (_, json)) in recent.iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(json.as_bytes());
+    }
+    body.push(b']');
+    let mut res = Response::new(body.into());
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    res
 }
 
 async fn test_event(
@@ -316,90 +330,6 @@ fn replay_alert(alert_id: String, origin: guard::RequestOrigin, relay: Arc<Relay
         Ok(id) => warp::reply::json(&json!({"ok": true, "alert_id": id})).into_response(),
         Err(e) => error_response(StatusCode::NOT_FOUND, &e.to_string()),
     }
-}
-
-/// Fills the fields a test event leaves out: id, ts, source, user, gift.
-pub fn complete_test_event(partial: Value) -> Result<Event, String> {
-    let Value::Object(mut obj) = partial else {
-        return Err("send a JSON object with at least \"type\"".into());
-    };
-    let Some(type_name) = obj.get("type").and_then(Value::as_str).map(str::to_string) else {
-        return Err("the event needs a \"type\", e.g. {\"type\":\"follow\"}".into());
-    };
-    if !crate::events::EVENT_TYPES.contains(&type_name.as_str()) {
-        return Err(format!(
-            "unknown event type {type_name:?}; known types: {}",
-            crate::events::EVENT_TYPES.join(", ")
-        ));
-    }
-    obj.insert("v".into(), json!(crate::events::FORMAT_VERSION));
-    obj.insert("source".into(), json!(Source::Test));
-    if !obj.get("id").is_some_and(Value::is_string) {
-        obj.insert("id".into(), json!(local_id("test")));
-    }
-    if !obj.get("ts").is_some_and(Value::is_i64) {
-        obj.insert("ts".into(), json!(now_ms()));
-    }
-    let needs_user = !matches!(
-        type_name.as_str(),
-        "connected"
-            | "disconnected"
-            | "viewers"
-            | "live_paused"
-            | "live_resumed"
-            | "live_ended"
-            | "battle"
-            | "webcast"
-            | "unknown"
-            // Issue 10's kinds that are about the room, not one viewer.
-            | "comment_deleted"
-            | "system"
-            | "rank"
-            | "poll"
-    );
-    if needs_user && !obj.contains_key("user") {
-        obj.insert(
-            "user".into(),
-            json!({"id": "1", "unique_id": "test_viewer", "nickname": "Test Viewer", "avatar_url": null}),
-        );
-    }
-    if let Some(Value::Object(user)) = obj.get_mut("user") {
-        for key in ["id", "unique_id", "nickname"] {
-            user.entry(key).or_insert(json!(""));
-        }
-        user.entry("avatar_url").or_insert(Value::Null);
-    }
-    if matches!(type_name.as_str(), "gift" | "combo") && !obj.contains_key("gift") {
-        obj.insert(
-            "gift".into(),
-            json!({"id": 5655, "name": "Rose", "diamonds": 1, "image_url": "/overlays/default/images/gifts/rose.svg", "streakable": true}),
-        );
-    }
-    if type_name == "combo" && !obj.contains_key("combo_id") {
-        obj.insert("combo_id".into(), json!(local_id("combo")));
-    }
-    if type_name == "battle" && !obj.contains_key("phase") {
-        obj.insert("phase".into(), json!("start"));
-    }
-    if type_name == "poll" && !obj.contains_key("phase") {
-        obj.insert("phase".into(), json!("start"));
-    }
-    if type_name == "webcast" && !obj.contains_key("method") {
-        obj.insert("method".into(), json!("WebcastTestMessage"));
-    }
-    let mut event: Event = serde_json::from_value(Value::Object(obj))
-        .map_err(|e| format!("the event does not match the {type_name:?} format: {e}"))?;
-    if let EventKind::Gift {
-        gift,
-        count,
-        diamonds_total,
-        ..
-    } = &mut event.kind
-        && *diamonds_total == 0
-    {
-        *diamonds_total = gift.diamonds.saturating_mul(*count);
-    }
-    Ok(event)
 }
 
 fn overlay(

@@ -22,7 +22,8 @@ use warp::reply::Response;
 
 use super::Relay;
 use super::guard::RequestOrigin;
-use crate::hub::{Audience, ClientFilter, ClientHandle, ClientOp, Outbound};
+use crate::alerts::ClientOp;
+use crate::hub::{Audience, ClientFilter, ClientHandle, Outbound};
 
 /// Messages written per flush at most.
 const BATCH: usize = 64;
@@ -114,6 +115,7 @@ pub fn upgrade(
             Err(e) => tracing::debug!("websocket upgrade failed: {e}"),
         }
         relay.hub.unregister(id);
+        relay.alerts.client_op(ClientOp::Left { client: id });
     });
     switching_protocols(&key)
 }
@@ -170,7 +172,7 @@ enum Stop {
 impl Connection {
     async fn run(&mut self, socket: Socket) {
         let (mut sink, mut stream) = socket.split();
-        let hello = self.relay.hub.hello();
+        let hello = super::state::hello(&self.relay);
         if sink.send(Message::Text(hello.json)).await.is_err() {
             return;
         }
@@ -244,7 +246,7 @@ impl Connection {
             .expect("filter lock")
             .queues
             .insert(queue.clone());
-        self.relay.hub.client_op(ClientOp::Play {
+        self.relay.alerts.client_op(ClientOp::Play {
             client: self.handle.id,
             queue,
         });
@@ -298,7 +300,7 @@ impl Connection {
                 }
                 match op.get("alert_id").and_then(Value::as_str) {
                     Some(alert_id) => {
-                        self.relay.hub.client_op(ClientOp::AlertDone {
+                        self.relay.alerts.client_op(ClientOp::AlertDone {
                             client: self.handle.id,
                             alert_id: alert_id.to_string(),
                         });

@@ -158,7 +158,7 @@ impl StreamerbotWorker {
         let mut ctx = ctx.clone();
         strip_percent(&mut ctx);
         for (arg, template) in &action.args {
-            if let Some(value) = super::render(templates, template, &ctx) {
+            if let Some(value) = super::matching::render(templates, template, &ctx) {
                 args.insert(arg.clone(), json!(value));
             }
         }

@@ -10,13 +10,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tokio::sync::mpsc;
 
-use tikrelay::alerts::{AlertQueues, Control, GRACE};
+use tikrelay::alerts::{AlertQueues, ClientOp, Control, GRACE};
 use tikrelay::config::QueueConfig;
 use tikrelay::events::{Event, EventKind, Source, User};
-use tikrelay::hub::{ClientFilter, ClientHandle, ClientOp, Hub};
-use tikrelay::stats::Stats;
+use tikrelay::hub::{ClientFilter, ClientHandle, Hub};
 
 use crate::support::{InProcess, RelayProcess, WsClient, get_json, http, post_test_event};
 
@@ -29,7 +27,7 @@ struct Rig {
 
 impl Rig {
     fn new(max_pending: usize) -> Rig {
-        let hub = Hub::new(Arc::new(Stats::default()));
+        let hub = Hub::new();
         let mut queues = BTreeMap::new();
         queues.insert(
             "main".to_string(),
@@ -38,10 +36,8 @@ impl Rig {
                 max_pending,
             },
         );
-        let alerts = AlertQueues::new(&queues, &hub);
-        let (tx, rx) = mpsc::unbounded_channel();
-        hub.set_op_sink(tx);
-        tokio::spawn(alerts.clone().run(rx));
+        let alerts = AlertQueues::new(&queues, hub.publisher());
+        tokio::spawn(alerts.clone().run());
         Rig { hub, alerts }
     }
 

@@ -87,7 +87,7 @@ async fn a_hundred_thousand_likers_stay_bounded_and_the_shown_top_is_exact() {
         state["totals"]["likes"], expected_total,
         "every like counted"
     );
-    let held = relay.hub.stats().session_state().likers.len();
+    let held = relay.stats.session_state().likers.len();
     assert!(
         held <= MAX_LEADERBOARD_ENTRIES,
         "{held} likers held in memory, over {MAX_LEADERBOARD_ENTRIES}"
@@ -188,7 +188,7 @@ async fn pending_alerts_have_a_hard_cap_whatever_the_settings() {
     use std::collections::BTreeMap;
     use tikrelay::alerts::{AlertQueues, MAX_PENDING};
     use tikrelay::config::QueueConfig;
-    let hub = tikrelay::hub::Hub::new(Default::default());
+    let hub = tikrelay::hub::Hub::new();
     let mut queues = BTreeMap::new();
     queues.insert(
         "main".to_string(),
@@ -197,7 +197,7 @@ async fn pending_alerts_have_a_hard_cap_whatever_the_settings() {
             max_pending: usize::MAX,
         },
     );
-    let alerts = AlertQueues::new(&queues, &hub);
+    let alerts = AlertQueues::new(&queues, hub.publisher());
     let event = Event::new(EventKind::Follow, "f", Source::Test);
     // Fill the queue past the cap in one go (a saved file), then add through the front door.
     let first = alerts
@@ -212,7 +212,7 @@ async fn pending_alerts_have_a_hard_cap_whatever_the_settings() {
         a.alert_id = format!("{first}-{i}");
         pending.push(a);
     }
-    let fresh = AlertQueues::new(&queues, &hub);
+    let fresh = AlertQueues::new(&queues, hub.publisher());
     fresh.restore(saved);
     let last = fresh
         .enqueue("main", "t", None, event.clone(), json!({}))

@@ -8,6 +8,7 @@ mod alerts;
 mod alerts_page;
 mod compat;
 mod demo_e2e;
+mod flow;
 mod full_disk;
 mod fuzz_corpus;
 mod limits;

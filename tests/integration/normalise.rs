@@ -560,13 +560,14 @@ async fn a_single_non_streakable_gift_is_one_gift_at_once() {
 
 #[tokio::test(start_paused = true)]
 async fn the_pipeline_task_ends_combos_on_its_own_timer() {
-    let hub = Hub::new(Arc::new(Stats::default()));
+    let hub = Hub::new();
+    let stats = Arc::new(Stats::default());
     let mut events = hub.subscribe_events();
     let (tx, rx) = tokio::sync::mpsc::channel(16);
     tokio::spawn(pipeline::run(
         rx,
         Normaliser::new(Source::Tiktok, Duration::from_secs(10)),
-        hub.clone(),
+        tikrelay::consumers::Consumers::new(stats.clone(), hub.clone()),
     ));
     let result = proto::ProtoMessageFetchResult {
         messages: vec![gift_msg(1, 1, 9, 1, false), gift_msg(2, 1, 9, 4, false)],
@@ -587,5 +588,5 @@ async fn the_pipeline_task_ends_combos_on_its_own_timer() {
         got.push((*events.recv().await.unwrap()).clone());
     }
     assert_eq!(kinds(&got), ["combo1", "combo4", "combo4:Timeout", "gift4"]);
-    assert_eq!(hub.stats().snapshot()["totals"]["gifts"], 1);
+    assert_eq!(stats.snapshot()["totals"]["gifts"], 1);
 }

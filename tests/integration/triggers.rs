@@ -4,8 +4,7 @@
 //! worker runs commands in order, so once the marker arrived everything before it has too, and
 //! "nothing else ran" can be asserted without waiting on a clock.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use prost::Message as _;
@@ -15,6 +14,7 @@ use tikrelay::pipeline::Input;
 use tikrelay::proto;
 use tikrelay::tiktok::frame;
 
+use crate::support::hooks::hook_server;
 use crate::support::rcon_server::{ServerOptions, TestServer};
 use crate::support::{InProcess, RelayProcess, WAIT, binary, post_test_event};
 
@@ -492,39 +492,6 @@ rcon = ["give @p minecraft:diamond {{unit}}", "say thanks {{name}}"]
         !relay.stderr.lock().unwrap().contains("\"pw\""),
         "the password is never logged"
     );
-}
-
-/// A local HTTP endpoint that answers 500 to its first `fail` requests, then 200.
-struct HookServer {
-    url: String,
-    bodies: Arc<Mutex<Vec<(String, String)>>>,
-    hits: Arc<AtomicUsize>,
-}
-
-async fn hook_server(fail: usize) -> HookServer {
-    use warp::Filter;
-    let bodies = Arc::new(Mutex::new(Vec::new()));
-    let hits = Arc::new(AtomicUsize::new(0));
-    let (b, h) = (bodies.clone(), hits.clone());
-    let route = warp::post()
-        .and(warp::header::<String>("x-tikrelay-trigger"))
-        .and(warp::body::bytes())
-        .map(move |trigger: String, body: bytes::Bytes| {
-            let n = h.fetch_add(1, Ordering::SeqCst);
-            b.lock()
-                .unwrap()
-                .push((trigger, String::from_utf8_lossy(&body).into_owned()));
-            let status = if n < fail {
-                warp::http::StatusCode::INTERNAL_SERVER_ERROR
-            } else {
-                warp::http::StatusCode::OK
-            };
-            warp::reply::with_status("ok", status)
-        });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hook", listener.local_addr().unwrap());
-    tokio::spawn(warp::serve(route).incoming(listener).run());
-    HookServer { url, bodies, hits }
 }
 
 #[tokio::test]

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod fake_tiktok;
+pub mod hooks;
 pub mod obs;
 pub mod obs_server;
 pub mod rcon_server;
@@ -58,6 +59,8 @@ pub struct InProcess {
     pub addr: SocketAddr,
     pub hub: Arc<tikrelay::hub::Hub>,
     pub input: tokio::sync::mpsc::Sender<tikrelay::pipeline::Input>,
+    /// Session totals.
+    pub stats: Arc<tikrelay::stats::Stats>,
     pub engine: Arc<tikrelay::triggers::Engine>,
     /// The TikFinity-compatible socket, when `--compat-port` was given.
     pub compat_addr: Option<SocketAddr>,
@@ -81,6 +84,7 @@ impl InProcess {
         let (stop, stopped) = oneshot::channel::<()>();
         let addr = running.addr;
         let hub = running.hub.clone();
+        let stats = running.stats.clone();
         let input = running.input.clone();
         let engine = running.engine.clone();
         let compat_addr = running.compat_addr;
@@ -91,6 +95,7 @@ impl InProcess {
             addr,
             hub,
             input,
+            stats,
             engine,
             compat_addr,
             stop: Some(stop),
@@ -256,6 +261,22 @@ impl WsClient {
         self.try_next_json(WAIT)
             .await
             .expect("websocket closed or timed out")
+    }
+
+    /// The next text message as it arrived, byte for byte; panics on timeout or close.
+    pub async fn next_text(&mut self) -> String {
+        loop {
+            let msg = tokio::time::timeout(WAIT, self.stream.next())
+                .await
+                .expect("websocket timed out")
+                .expect("websocket closed")
+                .expect("websocket error");
+            match msg {
+                Message::Text(t) => return t.as_str().to_string(),
+                Message::Close(f) => panic!("websocket closed: {f:?}"),
+                _ => continue,
+            }
+        }
     }
 
     /// The next JSON text message, or `None` on close, error or timeout.

@@ -1,0 +1,522 @@
+//! The alert queues of one relay: pending alerts, the one playing per queue, players, history.
+
+use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use super::{Alert, ClientOp, Control, ControlError, GRACE, HISTORY, MAX_PENDING};
+use super::{SavedAlerts, SavedQueue};
+use crate::config::QueueConfig;
+use crate::events::{Event, local_id, now_ms};
+use crate::hub::{Audience, Outbound, Publisher};
+
+/// Pending alerts listed in a queue's state (the count is always exact).
+const LISTED_PENDING: usize = 20;
+
+struct Playing {
+    alert: Alert,
+    deadline: Instant,
+}
+
+struct Queue {
+    settings: QueueConfig,
+    pending: VecDeque<Alert>,
+    playing: Option<Playing>,
+    paused: bool,
+    players: HashSet<u64>,
+    dropped: u64,
+    played: u64,
+    /// Drops since the queue last had room, to log an overflow once and then in summaries.
+    overflow_run: u64,
+}
+
+impl Queue {
+    /// The most alerts that may wait: `max_pending`, within 1 and [`MAX_PENDING`].
+    fn cap(&self) -> usize {
+        self.settings.max_pending.clamp(1, MAX_PENDING)
+    }
+
+    fn new(settings: QueueConfig) -> Queue {
+        Queue {
+            settings,
+            pending: VecDeque::new(),
+            playing: None,
+            paused: false,
+            players: HashSet::new(),
+            dropped: 0,
+            played: 0,
+            overflow_run: 0,
+        }
+    }
+}
+
+struct State {
+    queues: BTreeMap<String, Queue>,
+    history: VecDeque<Alert>,
+}
+
+/// The alert queues of one relay.
+pub struct AlertQueues {
+    state: Mutex<State>,
+    publisher: Publisher,
+    /// Wakes the timer task when a new deadline exists, and when the queues are dropped.
+    wake: Arc<Notify>,
+    /// Called after every change (the data dir saver marks itself dirty).
+    on_change: Mutex<Option<Box<dyn Fn() + Send + Sync>>>,
+}
+
+impl AlertQueues {
+    pub fn new(queues: &BTreeMap<String, QueueConfig>, publisher: Publisher) -> Arc<AlertQueues> {
+        Arc::new(AlertQueues {
+            state: Mutex::new(State {
+                queues: queues
+                    .iter()
+                    .map(|(name, s)| (name.clone(), Queue::new(s.clone())))
+                    .collect(),
+                history: VecDeque::new(),
+            }),
+            publisher,
+            wake: Arc::new(Notify::new()),
+            on_change: Mutex::new(None),
+        })
+    }
+
+    /// Registers the callback run after every change.
+    pub fn on_change(&self, f: impl Fn() + Send + Sync + 'static) {
+        *self.on_change.lock().expect("on_change lock") = Some(Box::new(f));
+    }
+
+    fn changed(&self) {
+        if let Some(f) = &*self.on_change.lock().expect("on_change lock") {
+            f();
+        }
+    }
+
+    fn send(&self, out: Outbound) {
+        self.publisher.send(out);
+    }
+
+    /// Restores saved queues; alerts of queues the config no longer has are dropped (logged).
+    pub fn restore(&self, saved: SavedAlerts) {
+        let mut st = self.state.lock().expect("alerts lock");
+        let mut restored = 0;
+        for (name, q) in saved.queues {
+            match st.queues.get_mut(&name) {
+                Some(queue) => {
+                    queue.paused = q.paused;
+                    restored += q.pending.len();
+                    queue.pending.extend(q.pending);
+                    while queue.pending.len() > queue.cap() {
+                        queue.pending.pop_front();
+                        queue.dropped += 1;
+                    }
+                }
+                None if q.pending.is_empty() => {}
+                None => tracing::warn!(
+                    "{} saved alerts of queue {name:?} dropped: the config has no such queue any more",
+                    q.pending.len()
+                ),
+            }
+        }
+        st.history = saved.history.into_iter().collect();
+        while st.history.len() > HISTORY {
+            st.history.pop_front();
+        }
+        if restored > 0 {
+            tracing::info!("restored {restored} pending alerts from the data dir");
+        }
+    }
+
+    /// What to save: pending alerts (a playing one first, as it was not confirmed) and history.
+    pub fn saved(&self) -> SavedAlerts {
+        let st = self.state.lock().expect("alerts lock");
+        SavedAlerts {
+            queues: st
+                .queues
+                .iter()
+                .map(|(name, q)| {
+                    let mut pending: Vec<Alert> = Vec::with_capacity(q.pending.len() + 1);
+                    if let Some(p) = &q.playing {
+                        pending.push(p.alert.clone());
+                    }
+                    pending.extend(q.pending.iter().cloned());
+                    (
+                        name.clone(),
+                        SavedQueue {
+                            paused: q.paused,
+                            pending,
+                        },
+                    )
+                })
+                .collect(),
+            history: st.history.iter().cloned().collect(),
+        }
+    }
+
+    pub fn queue_names(&self) -> Vec<String> {
+        self.state
+            .lock()
+            .expect("alerts lock")
+            .queues
+            .keys()
+            .cloned()
+            .collect()
+    }
+
+    /// Puts a new alert at the end of `queue`; returns its id, or `None` for an unknown queue.
+    pub fn enqueue(
+        &self,
+        queue: &str,
+        trigger: &str,
+        duration_ms: Option<u64>,
+        event: Event,
+        vars: Value,
+    ) -> Option<String> {
+        let mut st = self.state.lock().expect("alerts lock");
+        let q = st.queues.get_mut(queue)?;
+        let alert = Alert {
+            alert_id: local_id("alert"),
+            queue: queue.to_string(),
+            trigger: trigger.to_string(),
+            duration_ms: duration_ms.unwrap_or(q.settings.default_duration_ms),
+            event,
+            vars,
+            created_ms: now_ms(),
+            replay_of: None,
+            outcome: None,
+        };
+        let id = alert.alert_id.clone();
+        if q.pending.len() >= q.cap() {
+            if let Some(old) = q.pending.pop_front() {
+                q.dropped += 1;
+                q.overflow_run += 1;
+                let n = q.overflow_run;
+                if n == 1 || n.is_multiple_of(100) {
+                    tracing::warn!(
+                        queue,
+                        dropped = old.alert_id,
+                        dropped_in_a_row = n,
+                        "alert queue full ({} waiting): dropped the oldest alert; is a page playing this queue? (/ws?queue={queue})",
+                        q.cap()
+                    );
+                }
+            }
+        } else {
+            q.overflow_run = 0;
+        }
+        q.pending.push_back(alert);
+        self.advance(&mut st, queue);
+        self.publish_queue(&st, queue);
+        drop(st);
+        self.changed();
+        Some(id)
+    }
+
+    /// Applies a client op from the websocket code.
+    pub fn client_op(&self, op: ClientOp) {
+        let mut st = self.state.lock().expect("alerts lock");
+        let mut touched = Vec::new();
+        match op {
+            ClientOp::Play { client, queue } => match st.queues.get_mut(&queue) {
+                Some(q) => {
+                    q.players.insert(client);
+                    touched.push(queue);
+                }
+                None => {
+                    let known = st.queues.keys().cloned().collect::<Vec<_>>().join(", ");
+                    self.send(Outbound::relay(
+                        "error",
+                        json!({"message": format!("no alert queue named {queue:?}; queues: {known} (add [queues.{queue}] to the config)")}),
+                        Audience::QueuePlayers(queue.as_str().into()),
+                    ));
+                }
+            },
+            ClientOp::AlertDone { alert_id, .. } => {
+                let name = st.queues.iter().find_map(|(name, q)| {
+                    q.playing
+                        .as_ref()
+                        .filter(|p| p.alert.alert_id == alert_id)
+                        .map(|_| name.clone())
+                });
+                match name {
+                    Some(name) => {
+                        Self::finish(&mut st, &name, "done");
+                        touched.push(name);
+                    }
+                    None => {
+                        tracing::debug!(alert_id, "alert_done for an alert that is not playing")
+                    }
+                }
+            }
+            ClientOp::Left { client } => {
+                for (name, q) in st.queues.iter_mut() {
+                    if q.players.remove(&client) {
+                        if q.players.is_empty()
+                            && let Some(p) = q.playing.take()
+                        {
+                            tracing::info!(
+                                queue = name,
+                                alert_id = p.alert.alert_id,
+                                "the last player left while an alert played; it will play again first"
+                            );
+                            q.pending.push_front(p.alert);
+                        }
+                        touched.push(name.clone());
+                    }
+                }
+            }
+        }
+        for name in &touched {
+            self.advance(&mut st, name);
+            self.publish_queue(&st, name);
+        }
+        drop(st);
+        if !touched.is_empty() {
+            self.changed();
+        }
+    }
+
+    /// Pause, resume, skip or clear a queue; returns the queue's state after the change.
+    pub fn control(&self, queue: &str, control: Control) -> Result<Value, ControlError> {
+        let mut st = self.state.lock().expect("alerts lock");
+        let Some(q) = st.queues.get_mut(queue) else {
+            return Err(ControlError::NoQueue {
+                name: queue.to_string(),
+                known: st.queues.keys().cloned().collect::<Vec<_>>().join(", "),
+            });
+        };
+        match control {
+            Control::Pause => q.paused = true,
+            Control::Resume => q.paused = false,
+            Control::Clear => {
+                let n = q.pending.len();
+                q.pending.clear();
+                tracing::info!(queue, "cleared {n} pending alerts");
+            }
+            Control::Skip => {
+                if let Some(p) = &q.playing {
+                    self.send(Outbound::relay(
+                        "alert_skip",
+                        json!({"alert_id": p.alert.alert_id, "queue": queue}),
+                        Audience::QueuePlayers(queue.into()),
+                    ));
+                    Self::finish(&mut st, queue, "skipped");
+                } else if let Some(mut next) = q.pending.pop_front() {
+                    next.outcome = Some("skipped".into());
+                    push_history(&mut st.history, next);
+                }
+            }
+        }
+        self.advance(&mut st, queue);
+        self.publish_queue(&st, queue);
+        let state = queue_state(&st.queues[queue], queue, Instant::now());
+        drop(st);
+        self.changed();
+        Ok(state)
+    }
+
+    /// Puts a past alert back on its queue, to play next; returns the new alert's id.
+    pub fn replay(&self, alert_id: &str) -> Result<String, ControlError> {
+        let mut st = self.state.lock().expect("alerts lock");
+        // The one playing counts too: the dashboard lists an alert as soon as it starts.
+        let playing = st
+            .queues
+            .values()
+            .filter_map(|q| q.playing.as_ref().map(|p| &p.alert));
+        let Some(old) = st
+            .history
+            .iter()
+            .chain(playing)
+            .find(|a| a.alert_id == alert_id)
+            .cloned()
+        else {
+            return Err(ControlError::NoAlert(alert_id.to_string()));
+        };
+        let queue = old.queue.clone();
+        let Some(q) = st.queues.get_mut(&queue) else {
+            return Err(ControlError::NoQueue {
+                name: queue,
+                known: st.queues.keys().cloned().collect::<Vec<_>>().join(", "),
+            });
+        };
+        let alert = Alert {
+            alert_id: local_id("alert"),
+            replay_of: Some(old.replay_of.clone().unwrap_or(old.alert_id.clone())),
+            outcome: None,
+            created_ms: now_ms(),
+            ..old
+        };
+        let id = alert.alert_id.clone();
+        q.pending.push_front(alert);
+        // A replay goes first; on a full queue the newest waiting alert makes room for it.
+        if q.pending.len() > q.cap()
+            && let Some(newest) = q.pending.pop_back()
+        {
+            q.dropped += 1;
+            tracing::warn!(
+                queue,
+                dropped = newest.alert_id,
+                "alert queue full ({} waiting): the replayed alert took the place of the newest one",
+                q.cap()
+            );
+        }
+        self.advance(&mut st, &queue);
+        self.publish_queue(&st, &queue);
+        drop(st);
+        self.changed();
+        Ok(id)
+    }
+
+    /// Ends every alert whose time is up by `now`.
+    pub fn expire(&self, now: Instant) {
+        let mut st = self.state.lock().expect("alerts lock");
+        let due: Vec<String> = st
+            .queues
+            .iter()
+            .filter(|(_, q)| q.playing.as_ref().is_some_and(|p| p.deadline <= now))
+            .map(|(n, _)| n.clone())
+            .collect();
+        for name in &due {
+            if let Some(p) = &st.queues[name].playing {
+                tracing::debug!(
+                    queue = name,
+                    alert_id = p.alert.alert_id,
+                    "no alert_done within duration + grace; moving on"
+                );
+            }
+            Self::finish(&mut st, name, "timeout");
+            self.advance(&mut st, name);
+            self.publish_queue(&st, name);
+        }
+        drop(st);
+        if !due.is_empty() {
+            self.changed();
+        }
+    }
+
+    /// When the next playing alert runs out of time.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        let st = self.state.lock().expect("alerts lock");
+        st.queues
+            .values()
+            .filter_map(|q| q.playing.as_ref().map(|p| p.deadline))
+            .min()
+    }
+
+    /// Every queue's state, by name (the `queues` part of the snapshot).
+    pub fn snapshot(&self) -> Value {
+        let st = self.state.lock().expect("alerts lock");
+        let now = Instant::now();
+        let map: serde_json::Map<String, Value> = st
+            .queues
+            .iter()
+            .map(|(name, q)| (name.clone(), queue_state(q, name, now)))
+            .collect();
+        Value::Object(map)
+    }
+
+    /// Played alerts, newest first.
+    pub fn history(&self) -> Vec<Value> {
+        let st = self.state.lock().expect("alerts lock");
+        st.history.iter().rev().map(Alert::summary).collect()
+    }
+
+    /// Ends timed-out alerts until the queues are dropped (the task holds them only weakly, so
+    /// they end with the relay that holds them).
+    pub async fn run(self: Arc<Self>) {
+        let wake = self.wake.clone();
+        let queues = Arc::downgrade(&self);
+        drop(self);
+        while let Some(deadline) = queues.upgrade().map(|q| q.next_deadline()) {
+            tokio::select! {
+                _ = wake.notified() => {}
+                _ = sleep_until(deadline) => match queues.upgrade() {
+                    Some(q) => q.expire(Instant::now()),
+                    None => break,
+                },
+            }
+        }
+    }
+
+    /// Moves the playing alert of `queue` to the history.
+    fn finish(st: &mut State, queue: &str, outcome: &str) {
+        let Some(q) = st.queues.get_mut(queue) else {
+            return;
+        };
+        if let Some(p) = q.playing.take() {
+            q.played += 1;
+            let mut alert = p.alert;
+            alert.outcome = Some(outcome.to_string());
+            push_history(&mut st.history, alert);
+        }
+    }
+
+    /// Starts the head of `queue` if it may start.
+    fn advance(&self, st: &mut State, queue: &str) {
+        let Some(q) = st.queues.get_mut(queue) else {
+            return;
+        };
+        if q.playing.is_some() || q.paused || q.players.is_empty() {
+            return;
+        }
+        let Some(alert) = q.pending.pop_front() else {
+            return;
+        };
+        let deadline = Instant::now() + Duration::from_millis(alert.duration_ms) + GRACE;
+        self.send(alert.message());
+        q.playing = Some(Playing { alert, deadline });
+        self.wake.notify_one();
+    }
+
+    fn publish_queue(&self, st: &State, queue: &str) {
+        if let Some(q) = st.queues.get(queue) {
+            self.send(Outbound::relay(
+                "queue",
+                json!({"queue": queue_state(q, queue, Instant::now())}),
+                Audience::All,
+            ));
+        }
+    }
+}
+
+impl Drop for AlertQueues {
+    fn drop(&mut self) {
+        self.wake.notify_one();
+    }
+}
+
+fn push_history(history: &mut VecDeque<Alert>, alert: Alert) {
+    if history.len() >= HISTORY {
+        history.pop_front();
+    }
+    history.push_back(alert);
+}
+
+fn queue_state(q: &Queue, name: &str, now: Instant) -> Value {
+    json!({
+        "name": name,
+        "paused": q.paused,
+        "players": q.players.len(),
+        "playing": q.playing.as_ref().map(|p| {
+            let mut s = p.alert.summary();
+            s["remaining_ms"] = json!(p.deadline.saturating_duration_since(now).as_millis() as u64);
+            s
+        }),
+        "pending": q.pending.len(),
+        "next": q.pending.iter().take(LISTED_PENDING).map(Alert::summary).collect::<Vec<_>>(),
+        "max_pending": q.settings.max_pending,
+        "dropped": q.dropped,
+        "played": q.played,
+    })
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
