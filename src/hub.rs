@@ -419,6 +419,32 @@ mod tests {
     }
 
     #[test]
+    fn a_stream_filter_narrows_events_but_not_relay_messages() {
+        let of = |stream: &str, type_name: &str| Outbound {
+            type_name: type_name.into(),
+            json: "{}".into(),
+            is_event: true,
+            audience: Audience::Stream(stream.into()),
+        };
+        let alice = ClientFilter {
+            streams: Some(["alice".to_string()].into()),
+            ..ClientFilter::default()
+        };
+        let all = ClientFilter::default();
+        assert!(alice.wants(&of("alice", "follow")));
+        assert!(!alice.wants(&of("bob", "follow")));
+        assert!(all.wants(&of("bob", "follow")));
+        assert!(!all.wants(&of("bob", "webcast")), "type rules still apply");
+        let gifts_of_alice = ClientFilter {
+            types: Some(["gift".to_string()].into()),
+            ..alice.clone()
+        };
+        assert!(!gifts_of_alice.wants(&of("alice", "follow")));
+        assert!(gifts_of_alice.wants(&of("alice", "gift")));
+        assert!(alice.wants(&Outbound::relay("state", json!({}), Audience::All)));
+    }
+
+    #[test]
     fn a_full_client_is_cut_off_and_the_others_keep_receiving() {
         let hub = Hub::new(Arc::new(Stats::default()));
         let slow = hub.register(ClientFilter::default());

@@ -390,3 +390,49 @@ async fn sleep_until(deadline: Option<Instant>) {
         None => std::future::pending().await,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sources::demo::DemoStream;
+    use crate::stats::Stats;
+
+    #[tokio::test]
+    async fn one_streams_message_ids_never_hide_anothers() {
+        let hub = Hub::new(Arc::new(Stats::default()));
+        let mut events = hub.subscribe_events();
+        let (tx, rx) = channel();
+        tokio::spawn(run(rx, Duration::from_secs(10), hub.clone()));
+        let a = Feed::new(tx.clone(), "a", Source::Tiktok);
+        let b = Feed::new(tx.clone(), "b", Source::Tiktok);
+        let marker = Feed::new(tx, "marker", Source::Test);
+        // The same frames (same msg_ids) in both streams, then again in stream a.
+        let mut demo = DemoStream::new(7);
+        let frames: Vec<Vec<u8>> = (0..20).map(|_| demo.next_frame()).collect();
+        for feed in [&a, &b, &a] {
+            for f in &frames {
+                feed.send(Input::PushFrame(f.clone())).await.unwrap();
+            }
+        }
+        let done = Event::new(EventKind::Follow, "done", Source::Test);
+        marker.send(Input::Event(Box::new(done))).await.unwrap();
+        let mut got: Vec<(String, String)> = Vec::new();
+        loop {
+            let e = events.recv().await.unwrap();
+            if e.stream == "marker" {
+                break;
+            }
+            got.push((e.stream.clone(), e.id.clone()));
+        }
+        let ids = |s: &str| -> Vec<&String> {
+            got.iter()
+                .filter(|(g, _)| g == s)
+                .map(|(_, id)| id)
+                .collect()
+        };
+        assert!(!ids("a").is_empty());
+        assert_eq!(ids("a"), ids("b"), "each stream relays its own copy, once");
+        assert_eq!(a.origin().relayed(), ids("a").len() as u64);
+        assert_eq!(b.origin().relayed(), ids("b").len() as u64);
+    }
+}

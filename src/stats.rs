@@ -397,3 +397,73 @@ fn leaderboard(board: &HashMap<String, LeaderEntry>) -> Value {
     entries.truncate(LEADERBOARD_SIZE);
     json!(entries)
 }
+
+#[cfg(test)]
+mod stream_tests {
+    use super::*;
+    use crate::events::{GiftInfo, Source};
+
+    fn of(stream: &str, kind: EventKind, user: &str) -> Event {
+        let mut e = Event::new(kind, "x", Source::Test).with_user(Some(User {
+            id: user.into(),
+            ..User::default()
+        }));
+        e.stream = stream.into();
+        e
+    }
+
+    #[test]
+    fn totals_and_boards_are_kept_per_stream_and_combined() {
+        let stats = Stats::default();
+        stats.set_goals(Goals {
+            follows: Some(4),
+            ..Goals::default()
+        });
+        let gift = |diamonds| EventKind::Gift {
+            gift: GiftInfo {
+                diamonds,
+                ..GiftInfo::default()
+            },
+            count: 1,
+            diamonds_total: diamonds,
+            combo_id: None,
+        };
+        stats.apply(&of("a", EventKind::Follow, "1"));
+        stats.apply(&of("b", EventKind::Follow, "2"));
+        stats.apply(&of("b", EventKind::Follow, "3"));
+        stats.apply(&of("a", gift(10), "1"));
+        stats.apply(&of("b", gift(500), "2"));
+        stats.apply(&of(
+            "a",
+            EventKind::Connected {
+                unique_id: "a".into(),
+            },
+            "1",
+        ));
+        let snap = stats.snapshot();
+        assert_eq!(snap["totals"]["follows"], 3);
+        assert_eq!(snap["totals"]["diamonds"], 510);
+        assert_eq!(snap["streams"]["a"]["totals"]["follows"], 1);
+        assert_eq!(snap["streams"]["b"]["totals"]["follows"], 2);
+        assert_eq!(snap["streams"]["b"]["goals"]["follows"]["current"], 2);
+        assert_eq!(snap["streams"]["a"]["top_gifters"][0]["score"], 10);
+        assert_eq!(snap["streams"]["b"]["top_gifters"][0]["score"], 500);
+        assert_eq!(snap["top_gifters"].as_array().unwrap().len(), 2);
+        // A push after a counted event carries the streams.
+        let changes = stats.take_changes().unwrap();
+        assert_eq!(changes["streams"]["a"]["totals"]["gifts"], 1);
+        // Saving keeps them (goal targets come from the config, not the file).
+        let restored = Stats::from_state(stats.session_state());
+        let restored = restored.snapshot();
+        for s in ["a", "b"] {
+            assert_eq!(
+                restored["streams"][s]["totals"],
+                snap["streams"][s]["totals"]
+            );
+            assert_eq!(
+                restored["streams"][s]["top_gifters"],
+                snap["streams"][s]["top_gifters"]
+            );
+        }
+    }
+}

@@ -68,10 +68,29 @@
     return swapped;
   }
 
+  // A page that follows one stream sees that stream's totals, leaderboards and goals where
+  // the combined ones are (so every page works unchanged), zero until the stream counts.
+  function followStream(state) {
+    if (!stream) return state;
+    var own = (state.streams || {})[stream];
+    ["totals", "top_gifters", "top_likers", "goals"].forEach(function (part) {
+      if (own && own[part] !== undefined) {
+        state[part] = own[part];
+      } else if (part === "totals") {
+        var zero = {};
+        Object.keys(state.totals || {}).forEach(function (k) { zero[k] = 0; });
+        state.totals = zero;
+      } else {
+        state[part] = part === "goals" ? {} : [];
+      }
+    });
+    return state;
+  }
+
   function onMessage(msg) {
     switch (msg.type) {
       case "hello":
-        TikRelay.state = msg.state || {};
+        TikRelay.state = followStream(msg.state || {});
         TikRelay.version = msg.version;
         emit("hello", msg);
         emit("state", TikRelay.state);
@@ -81,6 +100,7 @@
         delete changes.v;
         delete changes.type;
         merge(TikRelay.state, changes);
+        followStream(TikRelay.state);
         emit("state", TikRelay.state);
         return;
       case "reload":

@@ -540,4 +540,18 @@ alert = { title = "x" }
         assert_eq!(line_col("ab\ncdé f", 8), (2, 5));
         assert_eq!(line_col("", 0), (1, 1));
     }
+
+    #[test]
+    fn a_trigger_may_name_its_stream() {
+        let c = Config::parse(
+            "[[trigger]]\non = \"follow\"\nstream = \"@alice\"\nalert = { title = \"x\" }\n",
+            "t.toml",
+        )
+        .unwrap();
+        assert_eq!(c.triggers.last().unwrap().stream.as_deref(), Some("alice"));
+        let (l, c, m) =
+            invalid("[[trigger]]\non = \"follow\"\nstream = \" \"\nalert = { title = \"x\" }\n");
+        assert_eq!((l, c), (3, 10), "{m}");
+        assert!(m.contains("`stream`"), "{m}");
+    }
 }
