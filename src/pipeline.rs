@@ -301,6 +301,14 @@ impl Lanes {
 
     fn process(&mut self, tagged: Tagged, now: Instant, out: &mut Vec<Event>) {
         let Tagged { origin, input } = tagged;
+        let from = out.len();
+        if let Input::Event(event) = input {
+            // Ready events need no normaliser: a test event naming a new stream opens no lane.
+            out.push(*event);
+            origin.follow(&out[from]);
+            stamp(&origin, &mut out[from..]);
+            return;
+        }
         let combo_timeout = self.combo_timeout;
         let lane = self
             .lanes
@@ -313,7 +321,6 @@ impl Lanes {
         if origin.source != Source::Test {
             lane.origin = origin.clone();
         }
-        let from = out.len();
         process(&mut lane.normaliser, input, now, out);
         for event in &out[from..] {
             origin.follow(event);

@@ -20,6 +20,7 @@ mod release;
 mod replay;
 mod signals;
 mod sources;
+mod sources_pages;
 mod streamerbot;
 mod themes_browser;
 mod themes_cli;
