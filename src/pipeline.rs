@@ -442,4 +442,39 @@ mod tests {
         assert_eq!(a.origin().relayed(), ids("a").len() as u64);
         assert_eq!(b.origin().relayed(), ids("b").len() as u64);
     }
+
+    #[test]
+    fn lifecycle_events_move_the_source_state_and_an_ended_source_stays_ended() {
+        let o = Origin::new("a", Source::Tiktok);
+        let ev = |kind| Event::new(kind, "x", Source::Tiktok);
+        assert_eq!(o.status().state, SourceState::Connecting);
+        o.step("signing");
+        assert_eq!(o.status().detail, "signing");
+        o.follow(&ev(EventKind::Connected {
+            unique_id: "a".into(),
+        }));
+        assert_eq!(
+            (o.status().state, o.status().detail.as_str()),
+            (SourceState::Live, "connected")
+        );
+        o.follow(&ev(EventKind::LivePaused));
+        assert_eq!(o.status().state, SourceState::Paused);
+        o.follow(&ev(EventKind::LiveResumed));
+        assert_eq!(o.status().state, SourceState::Live);
+        o.follow(&ev(EventKind::Disconnected {
+            reason: "socket closed".into(),
+            will_reconnect: true,
+        }));
+        assert_eq!(o.status().state, SourceState::Reconnecting);
+        assert_eq!(o.status().detail, "socket closed");
+        o.follow(&ev(EventKind::LiveEnded));
+        let ended = o.status();
+        assert_eq!(ended.state, SourceState::Ended);
+        assert_eq!(ended.reason.as_deref(), Some("the LIVE ended"));
+        o.follow(&ev(EventKind::Connected {
+            unique_id: "a".into(),
+        }));
+        o.step("looking up the room");
+        assert_eq!(o.status(), ended, "over is over");
+    }
 }

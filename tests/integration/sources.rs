@@ -582,3 +582,71 @@ async fn the_binary_demo_takes_a_second_demo_over_the_api_and_stops_it_alone() {
         .collect();
     assert_eq!(states, [("demo", "live"), ("two", "ended")]);
 }
+
+#[tokio::test]
+async fn a_live_source_started_over_the_api_relays_and_one_that_cannot_says_why() {
+    let fake = FakeTikTok::start().await;
+    fake.push_script(vec![msgs(chats(301..=303))]);
+    fake.open_gate();
+    let url = fake.url();
+    let relay = InProcess::start(&[
+        "--tiktok-web-url",
+        &url,
+        "--tiktok-webcast-url",
+        &url,
+        "--sign-url",
+        &url,
+    ])
+    .await;
+    let base = relay.url("");
+    let mut ws = WsClient::connect(&relay.ws_url("/ws?stream=streamer")).await;
+    assert_eq!(ws.next_json().await["type"], "hello");
+
+    let (status, missing) = post_source(&base, json!({"kind": "live", "target": "@nobody"})).await;
+    assert_eq!(status, 201, "{missing}");
+    let (status, live) = post_source(&base, json!({"kind": "live", "target": "@streamer"})).await;
+    assert_eq!(status, 201, "{live}");
+    assert_eq!(live["stream"], "streamer");
+    let events = events_until(
+        &mut ws,
+        |got| comment_ids(&of_stream(got, "streamer")).len() == 3,
+        "the live source's comments",
+    )
+    .await;
+    assert_eq!(comment_ids(&of_stream(&events, "streamer")), ids(301..=303));
+    assert!(events.iter().all(|e| e["stream"] == "streamer"));
+
+    let id = missing["id"].as_str().unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let failed = loop {
+        let listed = get_json(format!("{base}/api/sources")).await;
+        let me = listed["sources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["id"] == id)
+            .cloned()
+            .unwrap();
+        if me["state"] == "failed" || tokio::time::Instant::now() > deadline {
+            break me;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(failed["state"], "failed", "{failed}");
+    let why = failed["reason"].as_str().unwrap();
+    assert!(why.contains("@nobody does not exist"), "{why}");
+    assert_eq!(failed["detail"], why);
+    let listed = get_json(format!("{base}/api/sources")).await;
+    let live_now = listed["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["stream"] == "streamer")
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        live_now["state"], "live",
+        "the failure touched only its own source"
+    );
+    assert_eq!(live_now["detail"], "connected");
+}
