@@ -4,11 +4,13 @@
 //! - [`tiktok`]: the webcast wire format (frames, gzip, fetch results) shared by every source;
 //!   it imports only the generated protocol types ([`proto`]).
 //! - [`sources`]: the event sources: the live client (room lookup, sign step, websocket,
-//!   reconnects, backlog rule), the synthetic demo, replay. They feed [`pipeline`] with its
-//!   `Input`, the one direction data flows.
+//!   reconnects, backlog rule), the synthetic demo, replay, and the source manager that runs
+//!   any number of them side by side. Each feeds [`pipeline`] through its own `Feed`, tagged
+//!   with its stream, the one direction data flows.
 //! - [`events`]: the one [`events::Event`] type, each kind declared once (`event_kinds!`), its
 //!   JSON, the normaliser, gift combos, de-duplication.
-//! - [`pipeline`]: the task that turns source input into events and delivers them.
+//! - [`pipeline`]: the task that turns source input into events and delivers them, one normaliser
+//!   per stream.
 //! - [`consumers`]: every event's consumers in their fixed order: stats, triggers, then the hub.
 //! - [`recorder`]: `--record` (raw frames, TIKREC1) and `--record-events` (JSONL), and the reader.
 //! - [`compat`]: the TikFinity-compatible event socket (`--compat-port`).

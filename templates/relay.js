@@ -18,6 +18,8 @@
   var options = { types: null, queue: null, reload: true };
   var backoff = 500;
   var token = new URLSearchParams(location.search).get("token") || "";
+  // ?stream=alice on a page's URL follows that stream only (its events on /ws); default: all.
+  var stream = new URLSearchParams(location.search).get("stream") || "";
   // Alert players by queue name: {queue, render, stop, waiting: [], current: null}.
   var players = {};
 
@@ -66,10 +68,29 @@
     return swapped;
   }
 
+  // A page that follows one stream sees that stream's totals, leaderboards and goals where
+  // the combined ones are (so every page works unchanged), zero until the stream counts.
+  function followStream(state) {
+    if (!stream) return state;
+    var own = (state.streams || {})[stream];
+    ["totals", "top_gifters", "top_likers", "goals"].forEach(function (part) {
+      if (own && own[part] !== undefined) {
+        state[part] = own[part];
+      } else if (part === "totals") {
+        var zero = {};
+        Object.keys(state.totals || {}).forEach(function (k) { zero[k] = 0; });
+        state.totals = zero;
+      } else {
+        state[part] = part === "goals" ? {} : [];
+      }
+    });
+    return state;
+  }
+
   function onMessage(msg) {
     switch (msg.type) {
       case "hello":
-        TikRelay.state = msg.state || {};
+        TikRelay.state = followStream(msg.state || {});
         TikRelay.version = msg.version;
         emit("hello", msg);
         emit("state", TikRelay.state);
@@ -79,6 +100,7 @@
         delete changes.v;
         delete changes.type;
         merge(TikRelay.state, changes);
+        followStream(TikRelay.state);
         emit("state", TikRelay.state);
         return;
       case "reload":
@@ -180,6 +202,7 @@
     // An empty list means relay messages only (state, reload…): no event type is named "-".
     if (options.types) url.searchParams.set("types", options.types.length ? options.types.join(",") : "-");
     if (options.queue) url.searchParams.set("queue", options.queue);
+    if (stream) url.searchParams.set("stream", stream);
     if (token) url.searchParams.set("token", token);
     return url.toString();
   }

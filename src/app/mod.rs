@@ -11,7 +11,7 @@ mod replay;
 mod urls;
 
 pub use check::check;
-pub use live::{live, live_config};
+pub use live::{live, live_config, live_defaults};
 pub use replay::replay;
 
 use std::future::Future;
@@ -21,20 +21,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::mpsc;
 
 use crate::alerts::{AlertQueues, SavedAlerts};
 use crate::cli::{Cli, Command, CommonArgs};
 use crate::config::Config;
 use crate::consumers::Consumers;
 use crate::events::Source;
-use crate::events::normalise::Normaliser;
 use crate::hub::{Audience, Hub, Outbound};
 use crate::persist::{ALERTS_FILE, DataDir, SESSION_FILE, Saver};
-use crate::pipeline::{self, Input};
+use crate::pipeline::{self, Feed};
 use crate::recorder::EventRecorder;
 use crate::server::{self, OriginPolicy, Relay};
 use crate::sources::demo;
+use crate::sources::manager::{SourceManager, SourceSpec};
 use crate::stats::SessionState;
 use crate::stats::Stats;
 use crate::themes::watch::ThemeWatcher;
@@ -89,15 +88,20 @@ pub async fn run(
             }
             let listener = bind(&cli.common).await?;
             let running = start(listener, &cli.common, Source::Demo)?;
-            let tx = running.input.clone();
-            tokio::spawn(demo::run(options, tx));
+            running
+                .sources
+                .start(SourceSpec::Demo {
+                    name: None,
+                    options,
+                })
+                .map_err(|e| AppError::Usage(e.to_string()))?;
             running.serve(shutdown).await;
             Ok(())
         }
         Command::Check(_) => check(&cli.common),
         Command::Theme(crate::cli::ThemeCommand::New { dir }) => check::theme_new(&dir),
         Command::Live(args) => {
-            let config = live_config(&args)?;
+            let config = live_config(&cli.common, &args)?;
             let listener = bind(&cli.common).await?;
             let record = RecordPaths {
                 frames: args.record.clone(),
@@ -217,7 +221,7 @@ impl Served {
 }
 
 /// Waits until the pipeline has taken every input, then a moment for clients to receive it.
-async fn drain(input: &mpsc::Sender<Input>) {
+async fn drain(input: &Feed) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     while input.capacity() < input.max_capacity() && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -246,7 +250,11 @@ pub struct Running {
     pub hub: Arc<Hub>,
     /// Session totals (the pipeline's first consumer).
     pub stats: Arc<Stats>,
-    pub input: mpsc::Sender<Input>,
+    /// A feed into the pipeline tagged with the command's own stream (`demo`, `replay`,
+    /// `tiktok`), for inputs that come from no managed source (tests, benchmarks).
+    pub input: Feed,
+    /// The sources feeding the pipeline; started and stopped at will.
+    pub sources: Arc<SourceManager>,
     listener: TcpListener,
     relay: Arc<Relay>,
     /// Hot reload of `--overlays`/`--templates`; lives as long as the server.
@@ -288,19 +296,18 @@ pub fn start(
     let obs = config.obs.clone();
     let engine = start_engine(config, &hub, &stats, data);
     let themes = Arc::new(ThemeRegistry::load(theme_sources(common)));
-    let (input, input_rx) = mpsc::channel(pipeline::INPUT_BUFFER);
+    let (pipeline_tx, pipeline_rx) = pipeline::channel();
     let consumers = Consumers::new(stats.clone(), hub.clone()).with_triggers(engine.clone());
-    tokio::spawn(pipeline::run(
-        input_rx,
-        Normaliser::new(source, combo_timeout),
-        consumers,
-    ));
+    tokio::spawn(pipeline::run(pipeline_rx, combo_timeout, consumers));
+    let input = Feed::new(pipeline_tx.clone(), source.as_str(), source);
+    let sources = SourceManager::new(pipeline_tx, live_defaults(common)?);
     spawn_state_push(&stats, &hub);
     let relay = Arc::new(Relay {
         hub: hub.clone(),
         stats: stats.clone(),
         themes: themes.clone(),
         input: input.clone(),
+        sources: sources.clone(),
         origin,
         alerts: engine.alerts.clone(),
         obs,
@@ -312,6 +319,7 @@ pub fn start(
         hub,
         stats,
         input,
+        sources,
         listener,
         relay,
         watcher,

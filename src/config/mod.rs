@@ -142,6 +142,8 @@ pub struct WebhookAction {
 pub struct Trigger {
     pub name: String,
     pub on: String,
+    /// Fires only for events of this stream (`stream = "alice"`); `None`: every stream.
+    pub stream: Option<String>,
     pub gift: Option<GiftMatch>,
     pub min_diamonds: Option<u64>,
     pub min_count: Option<u64>,
@@ -537,5 +539,19 @@ alert = { title = "x" }
     fn line_col_counts_characters() {
         assert_eq!(line_col("ab\ncdé f", 8), (2, 5));
         assert_eq!(line_col("", 0), (1, 1));
+    }
+
+    #[test]
+    fn a_trigger_may_name_its_stream() {
+        let c = Config::parse(
+            "[[trigger]]\non = \"follow\"\nstream = \"@alice\"\nalert = { title = \"x\" }\n",
+            "t.toml",
+        )
+        .unwrap();
+        assert_eq!(c.triggers.last().unwrap().stream.as_deref(), Some("alice"));
+        let (l, c, m) =
+            invalid("[[trigger]]\non = \"follow\"\nstream = \" \"\nalert = { title = \"x\" }\n");
+        assert_eq!((l, c), (3, 10), "{m}");
+        assert!(m.contains("`stream`"), "{m}");
     }
 }

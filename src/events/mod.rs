@@ -2,7 +2,7 @@
 //!
 //! Every source (live TikTok, demo, replay, `/api/test`) produces [`Event`]s and every output
 //! (websocket, recorder, stats, triggers) consumes them. The JSON form is the public contract of
-//! DESIGN.md: an envelope (`v`, `type`, `id`, `ts`, `source`, `room_id`, `user`) plus the fields
+//! DESIGN.md: an envelope (`v`, `type`, `id`, `ts`, `source`, `stream`, `room_id`, `user`) plus the fields
 //! of the event kind; 64-bit ids are strings. [`normalise`] turns decoded webcast messages into
 //! events and owns the gift combo rules ([`combo`]) and message de-duplication ([`dedupe`]).
 //! [`details`] holds the nested parts of the kinds the full schema brought (goals, polls, top
@@ -333,6 +333,10 @@ pub struct Event {
     /// Milliseconds since the Unix epoch.
     pub ts: i64,
     pub source: Source,
+    /// Which stream the event belongs to: the host's handle for live, the demo's name, the
+    /// replay file's stem (set by the pipeline from the source that fed it).
+    #[serde(default)]
+    pub stream: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub room_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -352,6 +356,7 @@ impl Event {
             id: id.into(),
             ts: now_ms(),
             source,
+            stream: String::new(),
             room_id: None,
             user: None,
         }
@@ -586,6 +591,7 @@ mod serialise_tests {
             .chain(kinds);
         for (i, kind) in kinds.enumerate() {
             let mut e = Event::new(kind, format!("id{i}"), Source::Tiktok);
+            e.stream = "ali\"ce".into();
             for _with_room_and_user in [false, true] {
                 assert_eq!(e.to_json(), serde_json::to_string(&e).unwrap());
                 let back: Event = serde_json::from_str(&e.to_json()).unwrap();

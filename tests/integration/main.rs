@@ -21,6 +21,8 @@ mod release;
 mod replay;
 mod schema;
 mod signals;
+mod sources;
+mod sources_pages;
 mod streamerbot;
 mod themes_browser;
 mod themes_cli;

@@ -563,12 +563,13 @@ async fn the_pipeline_task_ends_combos_on_its_own_timer() {
     let hub = Hub::new();
     let stats = Arc::new(Stats::default());
     let mut events = hub.subscribe_events();
-    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    let (tx, rx) = pipeline::channel();
     tokio::spawn(pipeline::run(
         rx,
-        Normaliser::new(Source::Tiktok, Duration::from_secs(10)),
+        Duration::from_secs(10),
         tikrelay::consumers::Consumers::new(stats.clone(), hub.clone()),
     ));
+    let tx = pipeline::Feed::new(tx, "alice", Source::Tiktok);
     let result = proto::ProtoMessageFetchResult {
         messages: vec![gift_msg(1, 1, 9, 1, false), gift_msg(2, 1, 9, 4, false)],
         ..Default::default()

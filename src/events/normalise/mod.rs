@@ -327,6 +327,8 @@ impl Envelope {
             id: self.id,
             ts: self.ts,
             source: self.source,
+            // The pipeline stamps the stream of the feed the input came through.
+            stream: String::new(),
             room_id: self.room_id,
             user,
         }

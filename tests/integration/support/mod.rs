@@ -58,7 +58,9 @@ pub fn common_args(extra: &[&str]) -> CommonArgs {
 pub struct InProcess {
     pub addr: SocketAddr,
     pub hub: Arc<tikrelay::hub::Hub>,
-    pub input: tokio::sync::mpsc::Sender<tikrelay::pipeline::Input>,
+    /// Inputs sent here belong to the stream `demo`.
+    pub input: tikrelay::pipeline::Feed,
+    pub sources: Arc<tikrelay::sources::manager::SourceManager>,
     /// Session totals.
     pub stats: Arc<tikrelay::stats::Stats>,
     pub engine: Arc<tikrelay::triggers::Engine>,
@@ -86,6 +88,7 @@ impl InProcess {
         let hub = running.hub.clone();
         let stats = running.stats.clone();
         let input = running.input.clone();
+        let sources = running.sources.clone();
         let engine = running.engine.clone();
         let compat_addr = running.compat_addr;
         tokio::spawn(running.serve(async move {
@@ -96,6 +99,7 @@ impl InProcess {
             hub,
             input,
             stats,
+            sources,
             engine,
             compat_addr,
             stop: Some(stop),
