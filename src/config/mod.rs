@@ -146,6 +146,8 @@ pub struct Trigger {
     pub min_diamonds: Option<u64>,
     pub min_count: Option<u64>,
     pub pattern: Option<Regex>,
+    /// `who`: only viewers with one of these roles; empty matches anyone.
+    pub who: Vec<crate::triggers::who::Role>,
     pub every_likes: Option<u64>,
     pub cooldown: Option<Duration>,
     pub user_cooldown: Option<Duration>,

@@ -49,6 +49,8 @@ pub(super) struct RawTrigger {
     pub(super) min_diamonds: Option<u64>,
     pub(super) min_count: Option<u64>,
     pub(super) pattern: Option<Spanned<String>>,
+    /// Viewer roles (issue 10), see [`crate::triggers::who`].
+    pub(super) who: Option<Spanned<Vec<Spanned<String>>>>,
     pub(super) every_likes: Option<Spanned<u64>>,
     pub(super) cooldown_ms: Option<u64>,
     pub(super) user_cooldown_ms: Option<u64>,

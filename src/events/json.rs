@@ -158,7 +158,34 @@ fn user(out: &mut Vec<u8>, u: &User) {
     key_str(out, "nickname", &u.nickname);
     key(out, "avatar_url");
     opt_string(out, u.avatar_url.as_deref());
+    user_extras(out, u);
     out.push(b'}');
+}
+
+/// The user fields that are left out when unknown (issue 10: relay avatar URL and roles), in
+/// the order `User` declares them.
+fn user_extras(out: &mut Vec<u8>, u: &User) {
+    if let Some(a) = &u.avatar {
+        key_str(out, "avatar", a);
+    }
+    let flag = |out: &mut Vec<u8>, name: &str, v: Option<bool>| {
+        if let Some(v) = v {
+            key(out, name);
+            boolean(out, v);
+        }
+    };
+    let number = |out: &mut Vec<u8>, name: &str, v: Option<u64>| {
+        if let Some(v) = v {
+            key_uint(out, name, v);
+        }
+    };
+    flag(out, "is_moderator", u.is_moderator);
+    flag(out, "is_subscriber", u.is_subscriber);
+    number(out, "follow_role", u.follow_role.map(u64::from));
+    number(out, "gifter_level", u.gifter_level.map(u64::from));
+    number(out, "team_level", u.team_level.map(u64::from));
+    number(out, "top_gifter_rank", u.top_gifter_rank.map(u64::from));
+    flag(out, "is_new_gifter", u.is_new_gifter);
 }
 
 fn gift_info(out: &mut Vec<u8>, g: &GiftInfo) {
@@ -168,6 +195,9 @@ fn gift_info(out: &mut Vec<u8>, g: &GiftInfo) {
     key_uint(out, "diamonds", g.diamonds);
     key(out, "image_url");
     opt_string(out, g.image_url.as_deref());
+    if let Some(i) = &g.image {
+        key_str(out, "image", i);
+    }
     key(out, "streakable");
     boolean(out, g.streakable);
     out.push(b'}');

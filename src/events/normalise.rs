@@ -333,6 +333,7 @@ impl Normaliser {
                             unique_id: String::new(),
                             nickname: info.send_user_name.clone(),
                             avatar_url: image_url(info.send_user_avatar.as_ref()),
+                            ..Default::default()
                         });
                     let kind = EventKind::Envelope {
                         diamonds: info.diamond_count.max(0) as u64,
@@ -501,6 +502,7 @@ fn display_key(common: Option<&proto::CommonMessageData>) -> String {
 /// no `user` field.
 pub fn user(u: Option<proto::User>) -> Option<User> {
     let u = u?;
+    let roles = super::roles::Roles::of(&u);
     let id = if !u.id_str.is_empty() {
         u.id_str
     } else if u.id != 0 {
@@ -514,12 +516,15 @@ pub fn user(u: Option<proto::User>) -> Option<User> {
     let avatar_url = take_image_url(u.avatar_thumb)
         .or_else(|| take_image_url(u.avatar_medium))
         .or_else(|| take_image_url(u.avatar_large));
-    Some(User {
+    let mut user = User {
         id,
         unique_id: u.display_id,
         nickname: u.nickname,
         avatar_url,
-    })
+        ..User::default()
+    };
+    roles.apply(&mut user);
+    Some(user)
 }
 
 fn image_url(image: Option<&proto::ImageModel>) -> Option<String> {
@@ -551,6 +556,7 @@ fn gift_info(gift: Option<proto::Gift>, gift_id: i64) -> GiftInfo {
         streakable: g.r#type == 1,
         image_url: take_image_url(g.image).or_else(|| take_image_url(g.icon)),
         name: g.name,
+        ..Default::default()
     }
 }
 
@@ -565,6 +571,7 @@ fn battle_teams(m: &proto::WebcastLinkMicBattle) -> Vec<BattleTeam> {
                 unique_id: info.map(|i| i.display_id.clone()).unwrap_or_default(),
                 nickname: info.map(|i| i.nick_name.clone()).unwrap_or_default(),
                 avatar_url: info.and_then(|i| image_url(i.avatar_thumb.as_ref())),
+                ..Default::default()
             };
             let score = m
                 .battle_result

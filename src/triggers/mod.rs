@@ -26,6 +26,7 @@ pub mod rcon;
 pub mod safe;
 pub mod streamerbot;
 pub mod webhook;
+pub mod who;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -308,6 +309,9 @@ fn matches(trigger: &Trigger, event: &Event, like: Option<(u64, u64)>) -> Option
             return None;
         }
     }
+    if !who::allows(&trigger.who, event.user.as_ref()) {
+        return None;
+    }
     if trigger.min_count.is_some_and(|m| count < m) {
         return None;
     }
@@ -509,6 +513,7 @@ mod tests {
             unique_id: format!("u{user}"),
             nickname: format!("N{user}"),
             avatar_url: None,
+            ..Default::default()
         }))
     }
 
@@ -590,6 +595,7 @@ mod tests {
                     diamonds: 1,
                     image_url: Some("/rose.svg".into()),
                     streakable: true,
+                    ..Default::default()
                 },
                 count: 5,
                 diamonds_total: 5,
@@ -619,6 +625,7 @@ mod tests {
                         diamonds: 1,
                         image_url: None,
                         streakable: true,
+                        ..Default::default()
                     },
                     count,
                     diamonds_total: count,
