@@ -38,6 +38,7 @@ pub mod config;
 pub mod events;
 pub mod fuzzing;
 pub mod hub;
+pub mod media;
 pub mod obs;
 pub mod persist;
 pub mod pipeline;

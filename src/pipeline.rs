@@ -112,7 +112,9 @@ pub async fn run(
             _ = sleep_until(deadline) => normaliser.expire(Instant::now(), &mut out),
         }
         events += out.len() as u64;
-        for event in out.drain(..) {
+        for mut event in out.drain(..) {
+            // Relay URLs for images are set here, for every source alike (issue 10).
+            crate::media::link(&mut event);
             hub.publish(event);
         }
     }

@@ -280,6 +280,7 @@ pub fn start(
         tracing::info!("data dir: {}", d.path().display());
     }
     let obs = config.obs.clone();
+    let media = open_media(data.as_ref().map(|d| d.path()), &config.media);
     let engine = triggers::start(config, &hub, data);
     let themes = Arc::new(ThemeRegistry::load(theme_sources(common)));
     let (input, input_rx) = mpsc::channel(pipeline::INPUT_BUFFER);
@@ -307,6 +308,7 @@ pub fn start(
         alerts: engine.alerts.clone(),
         obs,
         limits,
+        media,
     });
     let watcher = watch_themes(&themes, &hub);
     Ok(Running {
@@ -320,6 +322,25 @@ pub fn start(
         compat_addr: compat.as_ref().and_then(|(l, _)| l.local_addr().ok()),
         compat,
     })
+}
+
+/// Opens the image cache in the data dir's `media` folder (a temp folder without a data dir).
+/// A cache that cannot be opened is logged and `/media` answers 503; the relay goes on.
+fn open_media(
+    data: Option<&Path>,
+    settings: &crate::media::MediaSettings,
+) -> Option<Arc<crate::media::MediaCache>> {
+    let dir = match data {
+        Some(d) => d.join("media"),
+        None => std::env::temp_dir().join("tikrelay-media"),
+    };
+    match crate::media::MediaCache::open(&dir, settings) {
+        Ok(cache) => Some(Arc::new(cache)),
+        Err(e) => {
+            tracing::warn!("{e}; avatars and gift images will not be cached (pass --data-dir)");
+            None
+        }
+    }
 }
 
 /// Opens the TikFinity-compatible socket when `--compat-port` or `[compat] port` asks for it

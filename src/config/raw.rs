@@ -24,6 +24,7 @@ pub(super) struct RawConfig {
     pub(super) streamerbot: Option<crate::triggers::streamerbot::RawSettings>,
     pub(super) compat: Option<RawCompat>,
     pub(super) obs: Option<crate::obs::config::RawObs>,
+    pub(super) media: Option<crate::media::config::RawMedia>,
 }
 
 #[derive(Deserialize)]
