@@ -62,8 +62,8 @@
     hide();
     R.text(nameEl, vars.title || R.displayName(ev.user));
     R.text(actionEl, pageSubtitle(ev) || vars.subtitle || fallbackSubtitle(ev));
-    R.image(avatarEl, ev.user && ev.user.avatar_url, "/overlays/" + R.config.theme + "/images/avatar-1.svg");
-    R.image(giftEl, vars.image || (ev.gift && ev.gift.image_url));
+    R.image(avatarEl, ev.user && (ev.user.avatar || ev.user.avatar_url), "/overlays/" + R.config.theme + "/images/avatar-1.svg");
+    R.image(giftEl, vars.image || (ev.gift && (ev.gift.image || ev.gift.image_url)));
     box.dataset.kind = ev.type || "";
     box.dataset.alertId = alert.alert_id;
     box.hidden = false;

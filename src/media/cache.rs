@@ -285,7 +285,9 @@ impl MediaCache {
             return Ok(());
         }
         let path = self.dir.join(key);
-        let part = self.dir.join(format!("{key}.{}.part", crate::events::local_id("m")));
+        let part = self
+            .dir
+            .join(format!("{key}.{}.part", crate::events::local_id("m")));
         let io = |source| MediaError::Io {
             path: path.clone(),
             source,

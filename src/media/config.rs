@@ -66,7 +66,11 @@ pub fn settings(raw: Option<RawMedia>) -> Result<MediaSettings, Invalid> {
         s.max_bytes = (v * 1024.0 * 1024.0) as u64;
     }
     for h in raw.allow_hosts.unwrap_or_default() {
-        let host = h.get_ref().trim().trim_start_matches('[').trim_end_matches(']');
+        let host = h
+            .get_ref()
+            .trim()
+            .trim_start_matches('[')
+            .trim_end_matches(']');
         let ok = !host.is_empty()
             && host
                 .chars()

@@ -25,5 +25,6 @@ mod themes_cli;
 mod themes_limits;
 mod themes_reload;
 mod triggers;
+mod viewer_media;
 mod web_limits;
 mod web_security;

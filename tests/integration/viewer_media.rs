@@ -1,0 +1,502 @@
+//! Issue 10's viewer roles, wire frames and image cache, end to end: a moderator's comment (a
+//! real webcast frame) carries `is_moderator` and fires a `who = ["moderator"]` trigger on the
+//! test RCON server while a viewer without roles does not; a `close` push frame from the fake
+//! TikTok ends the session with its reason and the relay reconnects; the enter-room response's
+//! messages are relayed; `/media/…` fetches an image once from a real HTTP image host on
+//! loopback, serves it from disk while that host answers 403, refuses hosts outside the
+//! allow-list, and keeps its folder under the cap, evicting the least recently used image.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use prost::Message as _;
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use tikrelay::pipeline::Input;
+use tikrelay::proto;
+use tikrelay::tiktok::frame;
+
+use crate::support::fake_tiktok::{FakeTikTok, LiveOpts, LiveRelay, SignReply, Step};
+use crate::support::rcon_server::{ServerOptions, TestServer};
+use crate::support::webcast as wc;
+use crate::support::{InProcess, WAIT, WsClient, http, post_test_event};
+
+const MARKER: &str = "say marker";
+
+fn config_file(text: &str) -> tempfile::NamedTempFile {
+    let file = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
+    std::fs::write(file.path(), text).unwrap();
+    file
+}
+
+fn chat_frame(seq: i64, msg_id: i64, user: proto::User, text: &str) -> Input {
+    let m = proto::WebcastChatMessage {
+        common: wc::common(msg_id, ""),
+        user: Some(user),
+        content: text.into(),
+        ..Default::default()
+    };
+    let result = proto::ProtoMessageFetchResult {
+        messages: vec![frame::base_message("WebcastChatMessage", msg_id, &m)],
+        ..Default::default()
+    };
+    Input::PushFrame(frame::msg_frame(seq, seq, &result, true).encode_to_vec())
+}
+
+fn viewer(id: i64, nickname: &str) -> proto::User {
+    proto::User {
+        id,
+        nickname: nickname.into(),
+        display_id: nickname.to_lowercase(),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn a_moderators_comment_carries_is_moderator_and_fires_a_who_trigger_a_plain_one_does_not() {
+    let server = TestServer::start("pw", ServerOptions::default()).await;
+    let config = config_file(&format!(
+        r#"[rcon]
+addr = "{}"
+password = "pw"
+min_interval_ms = 0
+
+[[trigger]]
+on = "comment"
+who = ["moderator"]
+rcon = ["say mod {{{{user.nickname}}}}"]
+
+[[trigger]]
+on = "comment"
+who = ["top_gifter", "subscriber"]
+rcon = ["say vip {{{{user.nickname}}}}"]
+
+[[trigger]]
+on = "live_ended"
+rcon = ["{MARKER}"]
+"#,
+        server.addr()
+    ));
+    let relay = InProcess::start(&["--config", config.path().to_str().unwrap()]).await;
+    let mut ws = WsClient::connect(&relay.ws_url("/ws?types=comment")).await;
+    assert_eq!(ws.next_json().await["type"], "hello");
+
+    let mut moderator = viewer(11, "Mara");
+    moderator.badge_list = vec![proto::BadgeStruct {
+        badge_scene: 1,
+        ..Default::default()
+    }];
+    moderator.follow_info = Some(proto::FollowInfo {
+        follow_status: 1,
+        ..Default::default()
+    });
+    // A viewer whose badges say nothing about moderating: is_moderator false.
+    let mut fan = viewer(12, "Finn");
+    fan.badge_list = vec![proto::BadgeStruct {
+        badge_scene: 3,
+        ..Default::default()
+    }];
+    // A viewer TikTok sent no roles for at all.
+    let plain = viewer(13, "Pia");
+    relay
+        .input
+        .send(chat_frame(1, 101, moderator, "hi"))
+        .await
+        .unwrap();
+    relay
+        .input
+        .send(chat_frame(2, 102, fan, "hey"))
+        .await
+        .unwrap();
+    relay
+        .input
+        .send(chat_frame(3, 103, plain, "yo"))
+        .await
+        .unwrap();
+
+    let mut users = Vec::new();
+    for _ in 0..3 {
+        users.push(ws.next_of_type("comment").await["user"].clone());
+    }
+    assert_eq!(users[0]["nickname"], "Mara");
+    assert_eq!(users[0]["is_moderator"], true);
+    assert_eq!(users[0]["follow_role"], 1);
+    assert_eq!(users[1]["is_moderator"], false);
+    for key in [
+        "is_moderator",
+        "is_subscriber",
+        "follow_role",
+        "top_gifter_rank",
+    ] {
+        assert!(
+            users[2].get(key).is_none(),
+            "{key} not sent, so absent: {}",
+            users[2]
+        );
+    }
+
+    assert_eq!(
+        post_test_event(&relay.url(""), json!({"type": "live_ended"})).await,
+        200
+    );
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let log = loop {
+        let log = server.log();
+        if log.iter().any(|c| c == MARKER) {
+            break log;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no marker: {log:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    assert_eq!(log, ["say mod Mara", MARKER]);
+}
+
+#[test]
+fn who_names_an_unknown_role_with_line_and_column() {
+    let config = config_file("[[trigger]]\non = \"comment\"\nwho = [\"moderator\", \"admin\"]\n");
+    let out = std::process::Command::new(crate::support::binary())
+        .args(["check", "--config", config.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("unknown role \"admin\" in `who`"), "{err}");
+    assert!(err.contains(":3:"), "names the line: {err}");
+}
+
+fn close_frame(reason: &str) -> Vec<u8> {
+    proto::WebcastPushFrame {
+        payload_encoding: "pb".into(),
+        payload_type: "close".into(),
+        headers: vec![proto::PushHeader {
+            key: "close_reason".into(),
+            value: reason.into(),
+        }],
+        ..Default::default()
+    }
+    .encode_to_vec()
+}
+
+fn enter_room_response(messages: Vec<proto::BaseProtoMessage>) -> Vec<u8> {
+    let result = proto::ProtoMessageFetchResult {
+        messages,
+        ..Default::default()
+    };
+    let mut f = frame::msg_frame(1, 1, &result, true);
+    f.payload_type = "im_enter_room_resp".into();
+    f.encode_to_vec()
+}
+
+#[tokio::test]
+async fn a_close_frame_ends_the_session_with_its_reason_and_the_relay_reconnects() {
+    let fake = FakeTikTok::start().await;
+    fake.push_sign(SignReply::Ok(vec![wc::chat(1, 1, "one")]));
+    fake.push_sign(SignReply::Ok(vec![]));
+    fake.push_script(vec![
+        Step::Msgs {
+            messages: vec![wc::chat(2, 1, "two")],
+            gzip: true,
+        },
+        Step::WaitAcks(1),
+        Step::Raw(close_frame("room closed by moderator\u{7}")),
+        // Never sent: the relay must leave at the close frame.
+        Step::Msgs {
+            messages: vec![wc::chat(90, 1, "after close")],
+            gzip: false,
+        },
+    ]);
+    fake.push_script(vec![
+        // The answer to im_enter_room carries messages: relayed like any fetch result.
+        Step::Raw(enter_room_response(vec![wc::chat(3, 1, "three")])),
+        Step::Msgs {
+            messages: vec![wc::control(99, 3)],
+            gzip: true,
+        },
+    ]);
+    let mut relay = LiveRelay::start(&fake, "streamer", LiveOpts::default()).await;
+    let events = relay.events_until(|e| e["type"] == "live_ended").await;
+    let comments: Vec<&str> = events
+        .iter()
+        .filter(|e| e["type"] == "comment")
+        .map(|e| e["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(comments, ["one", "two", "three"]);
+    let disconnected: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["type"] == "disconnected")
+        .collect();
+    assert_eq!(disconnected.len(), 1, "{events:?}");
+    let reason = disconnected[0]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("room closed by moderator") && !reason.contains('\u{7}'),
+        "{reason}"
+    );
+    assert_eq!(disconnected[0]["will_reconnect"], true);
+    let connected = events.iter().filter(|e| e["type"] == "connected").count();
+    assert_eq!(connected, 2, "connected again after the close: {events:?}");
+    relay.finished().await.unwrap();
+    fake.with(|s| assert_eq!(s.connections.len(), 2));
+}
+
+/// A real HTTP image host on loopback: `/img/<name>` answers the image registered under that
+/// name, or 403 for everything while `forbid` is set. Counts the requests it gets.
+struct ImageHost {
+    addr: std::net::SocketAddr,
+    images: Arc<Mutex<HashMap<String, Vec<u8>>>>,
+    hits: Arc<AtomicUsize>,
+    forbid: Arc<AtomicBool>,
+}
+
+impl ImageHost {
+    async fn start() -> ImageHost {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let host = ImageHost {
+            addr: listener.local_addr().unwrap(),
+            images: Default::default(),
+            hits: Default::default(),
+            forbid: Default::default(),
+        };
+        let (images, hits, forbid) = (host.images.clone(), host.hits.clone(), host.forbid.clone());
+        tokio::spawn(async move {
+            while let Ok((mut sock, _)) = listener.accept().await {
+                let (images, hits, forbid) = (images.clone(), hits.clone(), forbid.clone());
+                tokio::spawn(async move {
+                    let mut req = Vec::new();
+                    let mut buf = [0u8; 1024];
+                    while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match sock.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => req.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    hits.fetch_add(1, Ordering::SeqCst);
+                    let text = String::from_utf8_lossy(&req);
+                    let path = text.split(' ').nth(1).unwrap_or("");
+                    let name = path
+                        .strip_prefix("/img/")
+                        .map(|p| p.split('?').next().unwrap_or(""))
+                        .unwrap_or("");
+                    let body = images.lock().unwrap().get(name).cloned();
+                    let (status, body) = match body {
+                        _ if forbid.load(Ordering::SeqCst) => {
+                            ("403 Forbidden", b"expired".to_vec())
+                        }
+                        Some(b) => ("200 OK", b),
+                        None => ("404 Not Found", b"no".to_vec()),
+                    };
+                    let head = format!(
+                        "HTTP/1.1 {status}\r\nContent-Type: image/png\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                        body.len()
+                    );
+                    let _ = sock.write_all(head.as_bytes()).await;
+                    let _ = sock.write_all(&body).await;
+                });
+            }
+        });
+        host
+    }
+
+    /// Registers a PNG of `size` bytes under `name`; returns its signed-looking URL.
+    fn add(&self, name: &str, size: usize, sig: u32) -> String {
+        let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+        png.resize(size.max(png.len()), name.as_bytes()[0]);
+        self.images.lock().unwrap().insert(name.into(), png);
+        self.url(name, sig)
+    }
+
+    fn url(&self, name: &str, sig: u32) -> String {
+        format!(
+            "http://{}/img/{name}?x-expires=1&x-signature=s{sig}",
+            self.addr
+        )
+    }
+
+    fn hits(&self) -> usize {
+        self.hits.load(Ordering::SeqCst)
+    }
+}
+
+async fn get_media(relay: &InProcess, path: &str) -> (u16, Vec<u8>, Value) {
+    let res = http().get(relay.url(path)).send().await.unwrap();
+    let status = res.status().as_u16();
+    let json_error = res
+        .headers()
+        .get("content-type")
+        .is_some_and(|v| v.to_str().unwrap_or("").contains("json"));
+    let body = res.bytes().await.unwrap().to_vec();
+    let error = if json_error {
+        serde_json::from_slice(&body).unwrap()
+    } else {
+        Value::Null
+    };
+    (status, body, error)
+}
+
+fn folder_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.metadata().unwrap().len())
+        .sum()
+}
+
+async fn media_relay(cap_mb: &str) -> (InProcess, tempfile::NamedTempFile) {
+    let config = config_file(&format!(
+        "[media]\ncache_mb = {cap_mb}\nallow_hosts = [\"127.0.0.1\"]\n"
+    ));
+    let relay = InProcess::start(&["--config", config.path().to_str().unwrap()]).await;
+    (relay, config)
+}
+
+#[tokio::test]
+async fn an_image_is_fetched_once_then_served_from_disk_while_the_host_answers_403() {
+    let host = ImageHost::start().await;
+    let (relay, _config) = media_relay("10").await;
+    let avatar = host.add("avatar.png", 3000, 1);
+    let rose = host.add("rose.png", 2000, 1);
+    let mut ws = WsClient::connect(&relay.ws_url("/ws?types=gift")).await;
+    assert_eq!(ws.next_json().await["type"], "hello");
+    let status = post_test_event(
+        &relay.url(""),
+        json!({"type": "gift", "count": 1,
+               "user": {"id": "1", "unique_id": "ana", "nickname": "Ana", "avatar_url": avatar},
+               "gift": {"id": 5655, "name": "Rose", "diamonds": 1, "image_url": rose, "streakable": false}}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let event = ws.next_of_type("gift").await;
+    // The originals stay; the relay URLs sit next to them.
+    assert_eq!(event["user"]["avatar_url"], avatar.as_str());
+    assert_eq!(event["gift"]["image_url"], rose.as_str());
+    let avatar_path = event["user"]["avatar"].as_str().unwrap().to_string();
+    let rose_path = event["gift"]["image"].as_str().unwrap().to_string();
+    assert!(avatar_path.starts_with("/media/"), "{avatar_path}");
+
+    let (status, body, _) = get_media(&relay, &avatar_path).await;
+    assert_eq!(status, 200);
+    assert_eq!(body, host.images.lock().unwrap()["avatar.png"]);
+    assert_eq!(get_media(&relay, &rose_path).await.0, 200);
+    assert_eq!(host.hits(), 2);
+
+    // TikTok's link expires: the host now refuses everything.
+    host.forbid.store(true, Ordering::SeqCst);
+    let (status, again, _) = get_media(&relay, &avatar_path).await;
+    assert_eq!((status, again == body), (200, true));
+    // The same image under a fresh signature, and the bare key, come from disk too.
+    let fresh = tikrelay::media::relay_url(&host.url("avatar.png", 2)).unwrap();
+    assert_eq!(fresh.split('?').next(), avatar_path.split('?').next());
+    assert_eq!(get_media(&relay, &fresh).await.0, 200);
+    let bare = avatar_path.split('?').next().unwrap();
+    assert_eq!(get_media(&relay, bare).await.0, 200);
+    assert_eq!(
+        host.hits(),
+        2,
+        "served from disk, the host was not asked again"
+    );
+
+    // An image never fetched while the host refuses: the host's answer, named.
+    let (status, _, error) = get_media(
+        &relay,
+        &tikrelay::media::relay_url(&host.url("new.png", 1)).unwrap(),
+    )
+    .await;
+    assert_eq!(status, 502);
+    assert!(error["error"].as_str().unwrap().contains("403"), "{error}");
+    // A bare key that was never cached, and a src that does not belong to the key.
+    let unknown = format!("/media/{}", "ab".repeat(16));
+    assert_eq!(get_media(&relay, &unknown).await.0, 404);
+    let (path, _) = avatar_path.split_once('?').unwrap();
+    let other = tikrelay::media::relay_url(&host.url("rose.png", 1)).unwrap();
+    let (_, other_query) = other.split_once('?').unwrap();
+    let _ = get_media(&relay, &format!("{path}?{other_query}")).await; // cached: served
+    let uncached_key = format!("/media/{}?{other_query}", "cd".repeat(16));
+    assert_eq!(get_media(&relay, &uncached_key).await.0, 400);
+    assert_eq!(
+        get_media(&relay, "/media/..%2f..%2fetc%2fpasswd").await.0,
+        400
+    );
+}
+
+#[tokio::test]
+async fn hosts_outside_the_allow_list_are_refused_without_a_request() {
+    let host = ImageHost::start().await;
+    let (relay, _config) = media_relay("10").await;
+    host.add("a.png", 1000, 1);
+    // The same server, named `localhost`: not on the list (only 127.0.0.1 is).
+    let by_name = format!("http://localhost:{}/img/a.png", host.addr.port());
+    for url in [
+        by_name.as_str(),
+        "https://example.com/a.png",
+        "http://p16-sign-va.tiktokcdn.com/a.png",
+        "https://tiktokcdn.com.attacker.example/a.png",
+    ] {
+        let path = tikrelay::media::relay_url(url).unwrap();
+        let (status, _, error) = get_media(&relay, &path).await;
+        assert_eq!(status, 403, "{url}");
+        assert!(
+            error["error"]
+                .as_str()
+                .unwrap()
+                .contains("not an allowed image host"),
+            "{error}"
+        );
+    }
+    assert_eq!(host.hits(), 0, "no request left the relay");
+    // What is not an image is not served, even from an allowed host.
+    host.images
+        .lock()
+        .unwrap()
+        .insert("page.png".into(), b"<svg onload=alert(1)>".to_vec());
+    let path = tikrelay::media::relay_url(&host.url("page.png", 1)).unwrap();
+    assert_eq!(get_media(&relay, &path).await.0, 502);
+}
+
+#[tokio::test]
+async fn the_cache_stays_under_its_cap_and_evicts_the_least_recently_used() {
+    let host = ImageHost::start().await;
+    // 0.5 MiB cap, 200 KiB images: two fit, a third evicts one.
+    let (relay, _config) = media_relay("0.5").await;
+    let dir = relay
+        .data_dir
+        .as_ref()
+        .unwrap()
+        .path()
+        .join("demo")
+        .join("media");
+    let cap = 512 * 1024;
+    let size = 200 * 1024;
+    let names = ["c0.png", "c1.png", "c2.png", "c3.png", "c4.png"];
+    let paths: Vec<String> = names
+        .iter()
+        .map(|n| tikrelay::media::relay_url(&host.add(n, size, 1)).unwrap())
+        .collect();
+    let key = |i: usize| paths[i][7..39].to_string();
+
+    assert_eq!(get_media(&relay, &paths[0]).await.0, 200);
+    assert_eq!(get_media(&relay, &paths[1]).await.0, 200);
+    // c0 used again: now c1 is the least recently used.
+    assert_eq!(get_media(&relay, &paths[0]).await.0, 200);
+    assert_eq!(host.hits(), 2);
+    assert_eq!(get_media(&relay, &paths[2]).await.0, 200);
+    assert!(dir.join(key(0)).exists(), "recently used c0 kept");
+    assert!(!dir.join(key(1)).exists(), "least recently used c1 evicted");
+    assert!(dir.join(key(2)).exists());
+    for p in &paths[3..] {
+        assert_eq!(get_media(&relay, p).await.0, 200);
+        assert!(
+            folder_bytes(&dir) <= cap,
+            "{} over the cap",
+            folder_bytes(&dir)
+        );
+    }
+    assert!(dir.join(key(4)).exists());
+    assert_eq!(folder_bytes(&dir), 2 * size as u64);
+    // An evicted image is fetched again from the host when asked for.
+    let before = host.hits();
+    assert_eq!(get_media(&relay, &paths[1]).await.0, 200);
+    assert_eq!(host.hits(), before + 1);
+}
