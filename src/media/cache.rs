@@ -139,7 +139,8 @@ pub struct MediaCache {
     dir: PathBuf,
     cap: u64,
     allow: AllowList,
-    client: reqwest::Client,
+    /// Built at the first fetch: most sessions serve from disk or never see an image URL.
+    client: std::sync::OnceLock<reqwest::Client>,
     index: Mutex<Index>,
 }
 
@@ -175,7 +176,7 @@ impl MediaCache {
             dir: dir.to_path_buf(),
             cap: settings.max_bytes,
             allow: settings.allow.clone(),
-            client: client(settings.allow.clone())?,
+            client: std::sync::OnceLock::new(),
             index: Mutex::new(index),
         };
         // A smaller cap than last time applies at once.
@@ -207,7 +208,7 @@ impl MediaCache {
         if !is_key(key) {
             return Err(MediaError::BadKey);
         }
-        if let Some(image) = self.from_disk(key).await {
+        if let Some(image) = self.read_cached(key).await {
             return Ok(image);
         }
         let src = src.ok_or(MediaError::NotCached)?;
@@ -229,7 +230,7 @@ impl MediaCache {
         })
     }
 
-    async fn from_disk(&self, key: &str) -> Option<Image> {
+    async fn read_cached(&self, key: &str) -> Option<Image> {
         let path = self.dir.join(key);
         let bytes = Bytes::from(tokio::fs::read(&path).await.ok()?);
         let Some(content_type) = image_type(&bytes) else {
@@ -251,8 +252,14 @@ impl MediaCache {
     }
 
     async fn fetch(&self, url: reqwest::Url) -> Result<Bytes, MediaError> {
-        let mut res = self
-            .client
+        let client = match self.client.get() {
+            Some(c) => c,
+            None => {
+                let c = client(self.allow.clone())?;
+                self.client.get_or_init(|| c)
+            }
+        };
+        let mut res = client
             .get(url)
             .send()
             .await
@@ -333,6 +340,9 @@ impl MediaCache {
 }
 
 fn client(allow: AllowList) -> Result<reqwest::Client, MediaError> {
+    // reqwest is built without a default TLS provider; the binary installs ring at start, and
+    // so does this, for a relay embedded without that (an error only means one is installed).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let policy = reqwest::redirect::Policy::custom(move |attempt| {
         if attempt.previous().len() >= MAX_REDIRECTS || !allow.allows(attempt.url()) {
             attempt.stop()

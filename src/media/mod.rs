@@ -118,7 +118,7 @@ impl AllowList {
         if !matches!(scheme, "http" | "https") || !url.username().is_empty() {
             return false;
         }
-        if self.extra_hosts.iter().any(|h| *h == host) {
+        if self.extra_hosts.contains(&host) {
             return true;
         }
         scheme == "https"
