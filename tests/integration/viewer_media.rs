@@ -500,3 +500,90 @@ async fn the_cache_stays_under_its_cap_and_evicts_the_least_recently_used() {
     assert_eq!(get_media(&relay, &paths[1]).await.0, 200);
     assert_eq!(host.hits(), before + 1);
 }
+
+/// A real 2x2 RGB PNG (Chromium must decode it to show it).
+fn png_2x2() -> Vec<u8> {
+    use std::io::Write as _;
+    fn chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
+        out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        out.extend_from_slice(kind);
+        out.extend_from_slice(data);
+        let mut crc = flate2::Crc::new();
+        crc.update(kind);
+        crc.update(data);
+        out.extend_from_slice(&crc.sum().to_be_bytes());
+    }
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    chunk(&mut png, b"IHDR", &[0, 0, 0, 2, 0, 0, 0, 2, 8, 2, 0, 0, 0]);
+    let rows = [0u8, 255, 0, 0, 0, 255, 0, 0, 0, 0, 255, 255, 255, 0];
+    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+    z.write_all(&rows).unwrap();
+    chunk(&mut png, b"IDAT", &z.finish().unwrap());
+    chunk(&mut png, b"IEND", &[]);
+    png
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_chat_page_marks_moderators_and_top_gifters_and_loads_avatars_from_the_relay() {
+    use crate::support::browser::{Browser, require_browser};
+    let Some(chromium) = require_browser() else {
+        return;
+    };
+    let host = ImageHost::start().await;
+    host.images
+        .lock()
+        .unwrap()
+        .insert("mod.png".into(), png_2x2());
+    let (relay, _config) = media_relay("10").await;
+    let browser = Browser::launch(&chromium).await;
+    let page = browser.new_page(&relay.url("/overlays/default/chat")).await;
+    page.wait_for("window.TikRelay && window.TikRelay.connected", WAIT)
+        .await;
+    let nick = "<img src=x onerror=\"document.title='pwned'\">";
+    let title = page.title().await;
+    for ev in [
+        json!({"type": "comment", "text": "I moderate",
+               "user": {"id": "1", "unique_id": "m", "nickname": nick, "avatar_url": host.url("mod.png", 1),
+                        "is_moderator": true, "top_gifter_rank": 2}}),
+        json!({"type": "comment", "text": "just watching",
+               "user": {"id": "2", "unique_id": "p", "nickname": "Pia", "avatar_url": null,
+                        "is_moderator": false}}),
+    ] {
+        assert_eq!(post_test_event(&relay.url(""), ev).await, 200);
+    }
+    page.wait_for("document.querySelectorAll('.chat-msg').length === 2", WAIT)
+        .await;
+    let marks = page
+        .eval(
+            "[...document.querySelectorAll('.chat-msg')].map(m => [m.className, \
+             [...m.querySelectorAll('.role')].map(r => r.textContent).join(',')])",
+        )
+        .await;
+    assert_eq!(
+        marks,
+        json!([
+            ["chat-msg comment is-moderator is-top-gifter", "MOD,TOP 2"],
+            ["chat-msg comment", ""]
+        ])
+    );
+    assert_eq!(
+        page.eval("document.querySelector('.chat-msg .name').textContent")
+            .await,
+        nick
+    );
+    // The avatar came through /media (the page's CSP would also allow nothing else from
+    // 127.0.0.1) and decoded.
+    page.wait_for(
+        "(() => { const i = document.querySelector('.chat-msg img.avatar'); \
+         return i && i.complete && i.naturalWidth === 2; })()",
+        WAIT,
+    )
+    .await;
+    let src = page
+        .eval("new URL(document.querySelector('.chat-msg img.avatar').src).pathname")
+        .await;
+    assert!(src.as_str().unwrap().starts_with("/media/"), "{src}");
+    assert_eq!(host.hits(), 1);
+    assert_eq!(page.title().await, title, "no markup ran");
+    browser.close().await;
+}
