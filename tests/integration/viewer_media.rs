@@ -587,3 +587,42 @@ async fn the_chat_page_marks_moderators_and_top_gifters_and_loads_avatars_from_t
     assert_eq!(page.title().await, title, "no markup ran");
     browser.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_alerts_page_shows_gift_and_avatar_images_from_the_relay_even_for_image_url_templates()
+{
+    use crate::support::browser::{Browser, require_browser};
+    let Some(chromium) = require_browser() else {
+        return;
+    };
+    let host = ImageHost::start().await;
+    for name in ["rose.png", "ana.png"] {
+        host.images.lock().unwrap().insert(name.into(), png_2x2());
+    }
+    // The trigger names the gift's original URL, as configs written before the cache do.
+    let config = config_file(
+        "[media]\nallow_hosts = [\"127.0.0.1\"]\n\n[[trigger]]\non = \"gift\"\nalert = { title = \"{{name}}\", image = \"{{gift.image_url}}\" }\n",
+    );
+    let relay = InProcess::start(&["--config", config.path().to_str().unwrap()]).await;
+    let browser = Browser::launch(&chromium).await;
+    let page = browser
+        .new_page(&relay.url("/overlays/default/alerts"))
+        .await;
+    page.wait_for("window.TikRelay && window.TikRelay.connected", WAIT)
+        .await;
+    let gift = json!({"type": "gift", "count": 1,
+        "user": {"id": "1", "unique_id": "ana", "nickname": "Ana", "avatar_url": host.url("ana.png", 1)},
+        "gift": {"id": 5655, "name": "Rose", "diamonds": 1, "image_url": host.url("rose.png", 1), "streakable": false}});
+    assert_eq!(post_test_event(&relay.url(""), gift).await, 200);
+    let loaded = |sel: &str| {
+        format!(
+            "(() => {{ const i = document.querySelector('{sel}'); \
+             return !!i && i.complete && i.naturalWidth === 2 \
+             && new URL(i.src).pathname.startsWith('/media/'); }})()"
+        )
+    };
+    page.wait_for(&loaded(".alert-gift"), WAIT).await;
+    page.wait_for(&loaded(".alert-avatar"), WAIT).await;
+    assert_eq!(host.hits(), 2, "each image fetched once, through the relay");
+    browser.close().await;
+}
