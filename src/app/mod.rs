@@ -280,7 +280,7 @@ pub fn start(
         tracing::info!("data dir: {}", d.path().display());
     }
     let obs = config.obs.clone();
-    let media = open_media(data.as_ref().map(|d| d.path()), &config.media);
+    let media = open_media(common, data.is_some(), &config.media);
     let engine = triggers::start(config, &hub, data);
     let themes = Arc::new(ThemeRegistry::load(theme_sources(common)));
     let (input, input_rx) = mpsc::channel(pipeline::INPUT_BUFFER);
@@ -324,13 +324,21 @@ pub fn start(
     })
 }
 
-/// Opens the image cache in the data dir's `media` folder (a temp folder without a data dir).
-/// A cache that cannot be opened is logged and `/media` answers 503; the relay goes on.
+/// Opens the image cache in the `media` folder of the data dir (a temp folder without one).
+/// Live, demo and replay share it (unlike their session files): a replay shows the images the
+/// live session cached. A cache that cannot be opened is logged and `/media` answers 503; the
+/// relay goes on.
 fn open_media(
-    data: Option<&Path>,
+    common: &CommonArgs,
+    have_data_dir: bool,
     settings: &crate::media::MediaSettings,
 ) -> Option<Arc<crate::media::MediaCache>> {
-    let dir = match data {
+    let base = common
+        .data_dir
+        .clone()
+        .or_else(crate::persist::default_data_dir)
+        .filter(|_| have_data_dir);
+    let dir = match base {
         Some(d) => d.join("media"),
         None => std::env::temp_dir().join("tikrelay-media"),
     };

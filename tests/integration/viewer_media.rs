@@ -460,13 +460,7 @@ async fn the_cache_stays_under_its_cap_and_evicts_the_least_recently_used() {
     let host = ImageHost::start().await;
     // 0.5 MiB cap, 200 KiB images: two fit, a third evicts one.
     let (relay, _config) = media_relay("0.5").await;
-    let dir = relay
-        .data_dir
-        .as_ref()
-        .unwrap()
-        .path()
-        .join("demo")
-        .join("media");
+    let dir = relay.data_dir.as_ref().unwrap().path().join("media");
     let cap = 512 * 1024;
     let size = 200 * 1024;
     let names = ["c0.png", "c1.png", "c2.png", "c3.png", "c4.png"];
@@ -625,4 +619,49 @@ async fn the_alerts_page_shows_gift_and_avatar_images_from_the_relay_even_for_im
     page.wait_for(&loaded(".alert-avatar"), WAIT).await;
     assert_eq!(host.hits(), 2, "each image fetched once, through the relay");
     browser.close().await;
+}
+
+/// A relay of `source` on a free port with this config and data dir; stopped when `stop` is
+/// dropped.
+async fn relay_of(
+    source: tikrelay::events::Source,
+    config: &Path,
+    data_dir: &Path,
+) -> (std::net::SocketAddr, tokio::sync::oneshot::Sender<()>) {
+    let common = crate::support::common_args(&[
+        "--config",
+        config.to_str().unwrap(),
+        "--data-dir",
+        data_dir.to_str().unwrap(),
+    ]);
+    let listener = tikrelay::app::bind(&common).await.unwrap();
+    let running = tikrelay::app::start(listener, &common, source).unwrap();
+    let addr = running.addr;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(running.serve(async move {
+        let _ = stopped.await;
+    }));
+    (addr, stop)
+}
+
+#[tokio::test]
+async fn a_replay_serves_the_images_the_live_session_cached_after_they_expired() {
+    use tikrelay::events::Source;
+    let host = ImageHost::start().await;
+    let original = host.add("avatar.png", 4000, 1);
+    let path = tikrelay::media::relay_url(&original).unwrap();
+    let config = config_file("[media]\nallow_hosts = [\"127.0.0.1\"]\n");
+    let data = tempfile::tempdir().unwrap();
+    let get = |addr: std::net::SocketAddr| {
+        let url = format!("http://{addr}{path}");
+        async move { http().get(url).send().await.unwrap().status().as_u16() }
+    };
+    let (live, stop) = relay_of(Source::Tiktok, config.path(), data.path()).await;
+    assert_eq!(get(live).await, 200);
+    drop(stop);
+    // Hours later the link has expired; a replay of the recording maps the same URL.
+    host.forbid.store(true, Ordering::SeqCst);
+    let (replay, _stop) = relay_of(Source::Replay, config.path(), data.path()).await;
+    assert_eq!(get(replay).await, 200);
+    assert_eq!(host.hits(), 1);
 }
