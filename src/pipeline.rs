@@ -57,7 +57,7 @@ pub struct PipelineReport {
 pub fn process(normaliser: &mut Normaliser, input: Input, now: Instant, out: &mut Vec<Event>) {
     match input {
         Input::PushFrame(bytes) => match frame::decode_push_frame(&bytes) {
-            Ok(f) if f.payload_type != "msg" => {}
+            Ok(f) if !frame::carries_messages(&f.payload_type) => {}
             Ok(f) => match frame::frame_fetch_result(&f) {
                 Ok(result) => log_errors(normaliser.fetch_result(&result, now, out)),
                 Err(e) => {

@@ -665,3 +665,22 @@ async fn a_replay_serves_the_images_the_live_session_cached_after_they_expired()
     assert_eq!(get(replay).await, 200);
     assert_eq!(host.hits(), 1);
 }
+
+#[test]
+fn a_recorded_enter_room_response_replays_its_messages_and_a_close_frame_none() {
+    use tikrelay::events::Source;
+    use tikrelay::events::normalise::Normaliser;
+    // Replays feed recorded frames to the pipeline as they came off the socket.
+    let mut normaliser = Normaliser::new(Source::Replay, Duration::from_secs(10));
+    let mut out = Vec::new();
+    let now = tokio::time::Instant::now();
+    for bytes in [
+        enter_room_response(vec![wc::chat(5, 1, "welcome back")]),
+        close_frame("bye"),
+    ] {
+        tikrelay::pipeline::process(&mut normaliser, Input::PushFrame(bytes), now, &mut out);
+    }
+    let kinds: Vec<String> = out.iter().map(|e| e.to_json()).collect();
+    assert_eq!(out.len(), 1, "{kinds:?}");
+    assert!(kinds[0].contains("\"text\":\"welcome back\""), "{kinds:?}");
+}

@@ -387,20 +387,23 @@ impl Session {
             }
         };
         match frame.payload_type.as_str() {
-            "msg" => {}
             "hb" => {
                 tracing::trace!("heartbeat answered");
                 return Ok(None);
             }
-            // The answer to `im_enter_room` is a fetch result too, and may carry messages
-            // (the room's welcome, recent comments): read like any other.
-            "im_enter_room_resp" => tracing::debug!("room entered"),
             "close" => {
                 let reason = close_reason(&frame);
                 let _ = tokio::time::timeout(Duration::from_secs(1), self.socket.close(None)).await;
                 return Ok(Some(SessionEnd::Closed(format!(
                     "TikTok closed the session: {reason}"
                 ))));
+            }
+            // `msg`, and the answer to `im_enter_room`: a fetch result that may carry messages
+            // (the room's welcome, recent comments), read like any other.
+            t if frame::carries_messages(t) => {
+                if t != "msg" {
+                    tracing::debug!("room entered");
+                }
             }
             other => {
                 tracing::debug!("push frame of type {other:?} ignored");
