@@ -94,6 +94,7 @@ mod tests {
             unique_id: format!("v{n}"),
             nickname: format!("V{n}"),
             avatar_url: None,
+            ..Default::default()
         }))
     }
 

@@ -48,6 +48,7 @@ pub mod consumers;
 pub mod events;
 pub mod fuzzing;
 pub mod hub;
+pub mod media;
 pub mod obs;
 pub mod persist;
 pub mod pipeline;

@@ -60,7 +60,7 @@ impl Input {
 pub fn process(normaliser: &mut Normaliser, input: Input, now: Instant, out: &mut Vec<Event>) {
     match input {
         Input::PushFrame(bytes) => match frame::decode_push_frame(&bytes) {
-            Ok(f) if f.payload_type != "msg" => {}
+            Ok(f) if !frame::carries_messages(&f.payload_type) => {}
             Ok(f) => match frame::frame_fetch_result(&f) {
                 Ok(result) => log_errors(normaliser.fetch_result(&result, now, out)),
                 Err(e) => {
@@ -385,7 +385,9 @@ pub async fn run(
             _ = sleep_until(deadline) => lanes.expire(Instant::now(), &mut out),
         }
         lanes.events += out.len() as u64;
-        for event in out.drain(..) {
+        for mut event in out.drain(..) {
+            // Relay URLs for images are set here, for every source alike (issue 10).
+            crate::media::link(&mut event);
             consumers.deliver(event);
         }
     }

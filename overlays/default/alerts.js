@@ -45,6 +45,14 @@
 
   // A text set in this page's URL (one OBS source) wins over the config's subtitle.
   var inUrl = new URLSearchParams(location.search);
+  // The gift picture through the relay's image cache (issue 10): a trigger's `image` that is
+  // just the gift's original URL (`{{gift.image_url}}`, which expires) becomes its relay URL.
+  function giftImage(ev, image) {
+    var gift = ev.gift || {};
+    if (!image || image === gift.image_url) return gift.image || gift.image_url;
+    return image;
+  }
+
   function pageSubtitle(ev) {
     var field = { follow: "follow_text", share: "share_text", gift: "gift_text" }[ev.type];
     return field && inUrl.has(field) ? fallbackSubtitle(ev) : "";
@@ -62,8 +70,8 @@
     hide();
     R.text(nameEl, vars.title || R.displayName(ev.user));
     R.text(actionEl, pageSubtitle(ev) || vars.subtitle || fallbackSubtitle(ev));
-    R.image(avatarEl, ev.user && ev.user.avatar_url, "/overlays/" + R.config.theme + "/images/avatar-1.svg");
-    R.image(giftEl, vars.image || (ev.gift && ev.gift.image_url));
+    R.image(avatarEl, ev.user && (ev.user.avatar || ev.user.avatar_url), "/overlays/" + R.config.theme + "/images/avatar-1.svg");
+    R.image(giftEl, giftImage(ev, vars.image));
     box.dataset.kind = ev.type || "";
     box.dataset.alertId = alert.alert_id;
     box.hidden = false;

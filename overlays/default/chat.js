@@ -51,6 +51,7 @@
     var line = R.el("div", "chat-text", text);
     line.dir = "auto";
     body.appendChild(name);
+    marks(msg, body, ev.user);
     body.appendChild(line);
     msg.appendChild(img);
     msg.appendChild(body);
@@ -64,6 +65,21 @@
           msg.remove();
         }, 420);
       }, left);
+    }
+  }
+
+  // Viewer roles (issue 10): moderators and top gifters get a mark after the name, as text
+  // (and a class on the message for themes to style); unknown roles mark nothing.
+  function marks(msg, body, user) {
+    if (!user) return;
+    if (user.is_moderator === true) {
+      msg.classList.add("is-moderator");
+      body.appendChild(R.el("span", "role role-mod", "MOD"));
+    }
+    var rank = Math.floor(Number(user.top_gifter_rank));
+    if (rank > 0) {
+      msg.classList.add("is-top-gifter");
+      body.appendChild(R.el("span", "role role-top", "TOP " + rank));
     }
   }
 

@@ -39,7 +39,7 @@
     R.text(node.querySelector(".name"), R.displayName(ev.user));
     var gift = ev.gift || {};
     R.text(node.querySelector(".combo-gift-name"), "sent " + (gift.name || "a gift"));
-    R.image(node.querySelector(".combo-gift"), gift.image_url);
+    R.image(node.querySelector(".combo-gift"), gift.image || gift.image_url);
     stack.appendChild(node);
     var ids = Object.keys(cards);
     if (ids.length >= MAX_CARDS) remove(ids[0]);

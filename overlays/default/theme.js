@@ -21,7 +21,7 @@
     avatar: function (img, user) {
       var key = user ? user.id || user.unique_id || user.nickname : "";
       var fallback = base + "images/avatar-" + ((hash(key) % 6) + 1) + ".svg";
-      R.image(img, user && user.avatar_url, fallback);
+      R.image(img, user && (user.avatar || user.avatar_url), fallback);
       img.onerror = function () {
         img.onerror = null;
         img.src = fallback;

@@ -294,6 +294,7 @@ pub fn start(
         tracing::info!("data dir: {}", d.path().display());
     }
     let obs = config.obs.clone();
+    let media = open_media(common, data.is_some(), &config.media);
     let engine = start_engine(config, &hub, &stats, data);
     let themes = Arc::new(ThemeRegistry::load(theme_sources(common)));
     let (pipeline_tx, pipeline_rx) = pipeline::channel();
@@ -312,6 +313,7 @@ pub fn start(
         alerts: engine.alerts.clone(),
         obs,
         limits,
+        media,
     });
     let watcher = watch_themes(&themes, &hub);
     Ok(Running {
@@ -372,6 +374,33 @@ fn spawn_state_push(stats: &Arc<Stats>, hub: &Arc<Hub>) {
             }
         }
     });
+}
+
+/// Opens the image cache in the `media` folder of the data dir (a temp folder without one).
+/// Live, demo and replay share it (unlike their session files): a replay shows the images the
+/// live session cached. A cache that cannot be opened is logged and `/media` answers 503; the
+/// relay goes on.
+fn open_media(
+    common: &CommonArgs,
+    have_data_dir: bool,
+    settings: &crate::media::MediaSettings,
+) -> Option<Arc<crate::media::MediaCache>> {
+    let base = common
+        .data_dir
+        .clone()
+        .or_else(crate::persist::default_data_dir)
+        .filter(|_| have_data_dir);
+    let dir = match base {
+        Some(d) => d.join("media"),
+        None => std::env::temp_dir().join("tikrelay-media"),
+    };
+    match crate::media::MediaCache::open(&dir, settings) {
+        Ok(cache) => Some(Arc::new(cache)),
+        Err(e) => {
+            tracing::warn!("{e}; avatars and gift images will not be cached (pass --data-dir)");
+            None
+        }
+    }
 }
 
 /// Opens the TikFinity-compatible socket when `--compat-port` or `[compat] port` asks for it

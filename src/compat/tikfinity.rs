@@ -452,6 +452,7 @@ fn user_from_proto_json(u: &Value) -> Option<User> {
         unique_id: text("display_id").to_string(),
         nickname: text("nickname").to_string(),
         avatar_url: avatar.map(str::to_string),
+        ..Default::default()
     };
     (!user.id.is_empty() || !user.unique_id.is_empty() || !user.nickname.is_empty()).then_some(user)
 }
@@ -471,6 +472,7 @@ mod tests {
             unique_id: "ana".into(),
             nickname: "Ana".into(),
             avatar_url: Some("/overlays/default/images/avatar-1.svg".into()),
+            ..Default::default()
         }
     }
 
@@ -532,6 +534,7 @@ mod tests {
             diamonds: 1,
             image_url: Some("/overlays/default/images/gifts/rose.svg".into()),
             streakable: true,
+            ..Default::default()
         };
         let combo = |count, ended| EventKind::Combo {
             gift: rose.clone(),

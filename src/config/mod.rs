@@ -148,6 +148,8 @@ pub struct Trigger {
     pub min_diamonds: Option<u64>,
     pub min_count: Option<u64>,
     pub pattern: Option<Regex>,
+    /// `who`: only viewers with one of these roles; empty matches anyone.
+    pub who: Vec<crate::triggers::who::Role>,
     pub every_likes: Option<u64>,
     pub cooldown: Option<Duration>,
     pub user_cooldown: Option<Duration>,
@@ -235,6 +237,8 @@ pub struct Config {
     pub compat_port: Option<u16>,
     /// Where OBS's websocket server is: `[obs]`, or OBS's defaults.
     pub obs: crate::obs::ObsSettings,
+    /// `[media]`: the image cache's cap and extra allowed hosts.
+    pub media: crate::media::MediaSettings,
     /// Alert texts and RCON commands: rendered raw (no HTML escaping; pages insert text with
     /// textContent, and RCON context strings are made safe before rendering).
     pub text_templates: Handlebars<'static>,
@@ -367,6 +371,8 @@ impl Config {
         let queues = validate::queues(&cx, raw.queues)?;
         let rcon = raw.rcon.map(|r| validate::rcon(&cx, r)).transpose()?;
         let obs = crate::obs::config::settings(raw.obs).map_err(|e| cx.err(e.span, e.message))?;
+        let media =
+            crate::media::config::settings(raw.media).map_err(|e| cx.err(e.span, e.message))?;
         let webhooks = raw.webhooks.map_or_else(WebhookSettings::default, |w| {
             validate::delivery("webhooks", w)
         });
@@ -384,6 +390,7 @@ impl Config {
             streamerbot,
             compat_port: raw.compat.map(|c| c.port),
             obs,
+            media,
             text_templates: text_registry(),
             json_templates: json_registry(),
         };

@@ -24,6 +24,7 @@ pub(super) struct RawConfig {
     pub(super) streamerbot: Option<crate::triggers::streamerbot::RawSettings>,
     pub(super) compat: Option<RawCompat>,
     pub(super) obs: Option<crate::obs::config::RawObs>,
+    pub(super) media: Option<crate::media::config::RawMedia>,
 }
 
 #[derive(Deserialize)]
@@ -50,6 +51,8 @@ pub(super) struct RawTrigger {
     pub(super) min_diamonds: Option<u64>,
     pub(super) min_count: Option<u64>,
     pub(super) pattern: Option<Spanned<String>>,
+    /// Viewer roles (issue 10), see [`crate::triggers::who`].
+    pub(super) who: Option<Spanned<Vec<Spanned<String>>>>,
     pub(super) every_likes: Option<Spanned<u64>>,
     pub(super) cooldown_ms: Option<u64>,
     pub(super) user_cooldown_ms: Option<u64>,

@@ -423,6 +423,7 @@ fn event_type(cx: &Ctx, raw: &Spanned<String>) -> Result<String, ConfigError> {
 fn conditions(cx: &Ctx, name: String, on: String, t: &RawTrigger) -> Result<Trigger, ConfigError> {
     let gift = gift_match(cx, &on, &t.gift)?;
     let pattern = pattern(cx, &on, &t.pattern)?;
+    let who = who(cx, &t.who)?;
     let every_likes = every_likes(cx, &on, &t.every_likes)?;
     let per_unit = per_unit(cx, &on, &t.repeat)?;
     let max_repeat = match &t.max_repeat {
@@ -461,6 +462,7 @@ fn conditions(cx: &Ctx, name: String, on: String, t: &RawTrigger) -> Result<Trig
         min_diamonds: t.min_diamonds,
         min_count: t.min_count,
         pattern,
+        who,
         every_likes,
         cooldown: t.cooldown_ms.map(Duration::from_millis),
         user_cooldown: t.user_cooldown_ms.map(Duration::from_millis),
@@ -498,6 +500,41 @@ fn gift_match(
             ));
         }
     }))
+}
+
+/// `who = ["moderator", …]`: the viewer roles a trigger fires for.
+fn who(
+    cx: &Ctx,
+    raw: &Option<Spanned<Vec<Spanned<String>>>>,
+) -> Result<Vec<crate::triggers::who::Role>, ConfigError> {
+    use crate::triggers::who::{ROLE_NAMES, Role};
+    let Some(list) = raw else {
+        return Ok(Vec::new());
+    };
+    if list.get_ref().is_empty() {
+        return Err(cx.err(
+            list.span(),
+            format!(
+                "`who` lists no role; remove it to match everyone, or name some of: {}",
+                ROLE_NAMES.join(", ")
+            ),
+        ));
+    }
+    list.get_ref()
+        .iter()
+        .map(|name| {
+            Role::parse(name.get_ref()).ok_or_else(|| {
+                cx.err(
+                    name.span(),
+                    format!(
+                        "unknown role {:?} in `who`; use some of: {}",
+                        name.get_ref(),
+                        ROLE_NAMES.join(", ")
+                    ),
+                )
+            })
+        })
+        .collect()
 }
 
 /// `pattern`, a regex over the text of comments, questions and pins.

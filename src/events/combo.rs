@@ -376,6 +376,7 @@ mod tests {
                 diamonds: 1,
                 image_url: None,
                 streakable: true,
+                ..Default::default()
             },
             group_id: group,
             repeat_count: count,

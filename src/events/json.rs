@@ -132,6 +132,14 @@ fn user(out: &mut Vec<u8>, u: &User) {
         unique_id,
         nickname,
         avatar_url,
+        avatar,
+        is_moderator,
+        is_subscriber,
+        follow_role,
+        gifter_level,
+        team_level,
+        top_gifter_rank,
+        is_new_gifter,
     } = u;
     out.extend_from_slice(b"{\"id\":");
     string(out, id);
@@ -139,6 +147,29 @@ fn user(out: &mut Vec<u8>, u: &User) {
     key_str(out, "nickname", nickname);
     key(out, "avatar_url");
     opt_string(out, avatar_url.as_deref());
+    // The fields below are left out when unknown (issue 10: relay avatar URL and roles), in
+    // the order `User` declares them.
+    if let Some(a) = avatar {
+        key_str(out, "avatar", a);
+    }
+    let flag = |out: &mut Vec<u8>, name: &str, v: Option<bool>| {
+        if let Some(v) = v {
+            key(out, name);
+            boolean(out, v);
+        }
+    };
+    let number = |out: &mut Vec<u8>, name: &str, v: Option<u64>| {
+        if let Some(v) = v {
+            key_uint(out, name, v);
+        }
+    };
+    flag(out, "is_moderator", *is_moderator);
+    flag(out, "is_subscriber", *is_subscriber);
+    number(out, "follow_role", follow_role.map(u64::from));
+    number(out, "gifter_level", gifter_level.map(u64::from));
+    number(out, "team_level", team_level.map(u64::from));
+    number(out, "top_gifter_rank", top_gifter_rank.map(u64::from));
+    flag(out, "is_new_gifter", *is_new_gifter);
     out.push(b'}');
 }
 
@@ -149,6 +180,7 @@ fn gift_info(out: &mut Vec<u8>, g: &GiftInfo) {
         name,
         diamonds,
         image_url,
+        image,
         streakable,
     } = g;
     out.extend_from_slice(b"{\"id\":");
@@ -157,6 +189,9 @@ fn gift_info(out: &mut Vec<u8>, g: &GiftInfo) {
     key_uint(out, "diamonds", *diamonds);
     key(out, "image_url");
     opt_string(out, image_url.as_deref());
+    if let Some(i) = image {
+        key_str(out, "image", i);
+    }
     key(out, "streakable");
     boolean(out, *streakable);
     out.push(b'}');

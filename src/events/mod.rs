@@ -20,6 +20,7 @@ pub mod dedupe;
 pub mod details;
 mod json;
 pub mod normalise;
+pub mod roles;
 
 use serde::{Deserialize, Serialize};
 
@@ -64,6 +65,29 @@ pub struct User {
     pub nickname: String,
     #[serde(default)]
     pub avatar_url: Option<String>,
+    /// The avatar through the relay's image cache (`/media/…`, see [`crate::media`]); set for
+    /// every `http(s)` `avatar_url`, so pages keep showing it after TikTok's link expires.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub avatar: Option<String>,
+    /// Viewer roles ([`roles`]): each only where TikTok sent what it is read from, never
+    /// guessed, so `None` means "not known" and is left out of the JSON.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub is_moderator: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub is_subscriber: Option<bool>,
+    /// 0 does not follow the host, 1 follows, 2 friends (they follow each other).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub follow_role: Option<u8>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gifter_level: Option<u32>,
+    /// Level in the host's fan team (fans club).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub team_level: Option<u32>,
+    /// 1 for the room's top gifter, 2, 3 … for the next.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top_gifter_rank: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub is_new_gifter: Option<bool>,
 }
 
 impl User {
@@ -89,6 +113,9 @@ pub struct GiftInfo {
     pub diamonds: u64,
     #[serde(default)]
     pub image_url: Option<String>,
+    /// The gift image through the relay's image cache (`/media/…`), like [`User::avatar`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
     /// Streakable gifts (TikTok `gift.type == 1`) arrive as combos.
     #[serde(default)]
     pub streakable: bool,
@@ -424,12 +451,14 @@ mod serialise_tests {
             diamonds: 1,
             image_url: None,
             streakable: true,
+            ..Default::default()
         };
         let host = User {
             id: "1".into(),
             unique_id: "h".into(),
             nickname: "H".into(),
             avatar_url: Some("u".into()),
+            ..Default::default()
         };
         let kinds = vec![
             EventKind::Connected {

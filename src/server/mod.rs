@@ -13,6 +13,7 @@ pub mod guard;
 pub mod headers;
 mod interfaces;
 pub mod limits;
+mod media;
 mod obs;
 mod sources;
 pub mod state;
@@ -61,6 +62,8 @@ pub struct Relay {
     pub obs: crate::obs::ObsSettings,
     /// Timeouts and the connection cap.
     pub limits: Limits,
+    /// The image cache behind `/media/…`; `None` when its folder could not be opened.
+    pub media: Option<Arc<crate::media::MediaCache>>,
 }
 
 /// This PC's addresses other PCs can use (IPv4, not loopback or link-local), for the URLs
@@ -196,6 +199,8 @@ pub fn routes(relay: Arc<Relay>) -> warp::filters::BoxedFilter<(Response,)> {
         .or(obs::route(relay.clone()))
         .unify()
         .or(sources::routes(relay.clone()))
+        .unify()
+        .or(media::route(relay.clone()))
         .unify()
         .recover(rejection)
         .unify()

@@ -205,6 +205,13 @@ pub fn gzip(bytes: &[u8]) -> Vec<u8> {
     enc.finish().expect("writing to a Vec cannot fail")
 }
 
+/// Whether a push frame of this `payload_type` carries a fetch result with messages: `msg`,
+/// and the answer to `im_enter_room` (which may hold the room's welcome and recent comments).
+/// The live session and the pipeline (replays of recorded frames) read the same types.
+pub fn carries_messages(payload_type: &str) -> bool {
+    matches!(payload_type, "msg" | "im_enter_room_resp")
+}
+
 /// Wraps a message as the fetch result's `BaseProtoMessage`.
 pub fn base_message(method: &str, msg_id: i64, payload: &impl Message) -> BaseProtoMessage {
     BaseProtoMessage {

@@ -249,6 +249,7 @@ mod tests {
             unique_id: format!("u{user}"),
             nickname: format!("N{user}"),
             avatar_url: None,
+            ..Default::default()
         }))
     }
 
@@ -330,6 +331,7 @@ mod tests {
                     diamonds: 1,
                     image_url: Some("/rose.svg".into()),
                     streakable: true,
+                    ..Default::default()
                 },
                 count: 5,
                 diamonds_total: 5,
@@ -359,6 +361,7 @@ mod tests {
                         diamonds: 1,
                         image_url: None,
                         streakable: true,
+                        ..Default::default()
                     },
                     count,
                     diamonds_total: count,

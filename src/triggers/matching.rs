@@ -46,6 +46,9 @@ pub(super) fn matches(trigger: &Trigger, event: &Event, like: Option<(u64, u64)>
             return None;
         }
     }
+    if !super::who::allows(&trigger.who, event.user.as_ref()) {
+        return None;
+    }
     if trigger.min_count.is_some_and(|m| count < m) {
         return None;
     }

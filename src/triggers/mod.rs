@@ -34,6 +34,7 @@ pub mod rcon;
 pub mod safe;
 pub mod streamerbot;
 pub mod webhook;
+pub mod who;
 
 pub use engine::TriggerEngine;
 

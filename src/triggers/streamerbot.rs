@@ -292,6 +292,7 @@ mod tests {
                     diamonds: 1,
                     image_url: None,
                     streakable: true,
+                    ..Default::default()
                 },
                 count: 5,
                 diamonds_total: 5,
@@ -305,6 +306,7 @@ mod tests {
             unique_id: "x".into(),
             nickname: "\"}; /kill @a\n".into(),
             avatar_url: None,
+            ..Default::default()
         }));
         let a = event_args(&e);
         assert_eq!(a["user"], "kill a");

@@ -48,6 +48,7 @@ impl Rig {
                 unique_id: format!("viewer{n}"),
                 nickname: format!("Viewer {n}"),
                 avatar_url: None,
+                ..Default::default()
             }));
         self.alerts
             .enqueue(

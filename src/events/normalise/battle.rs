@@ -213,6 +213,7 @@ fn battle_teams(m: &proto::WebcastLinkMicBattle) -> Vec<BattleTeam> {
                 unique_id: info.map(|i| i.display_id.clone()).unwrap_or_default(),
                 nickname: info.map(|i| i.nick_name.clone()).unwrap_or_default(),
                 avatar_url: info.and_then(|i| image_url(i.avatar_thumb.as_ref())),
+                ..Default::default()
             };
             let score = m
                 .battle_result

@@ -16,6 +16,7 @@ pub(super) fn display_key(common: Option<&proto::CommonMessageData>) -> String {
 /// no `user` field.
 pub fn user(u: Option<proto::User>) -> Option<User> {
     let u = u?;
+    let roles = crate::events::roles::Roles::of(&u);
     let id = if !u.id_str.is_empty() {
         u.id_str
     } else if u.id != 0 {
@@ -29,12 +30,15 @@ pub fn user(u: Option<proto::User>) -> Option<User> {
     let avatar_url = take_image_url(u.avatar_thumb)
         .or_else(|| take_image_url(u.avatar_medium))
         .or_else(|| take_image_url(u.avatar_large));
-    Some(User {
+    let mut user = User {
         id,
         unique_id: u.display_id,
         nickname: u.nickname,
         avatar_url,
-    })
+        ..User::default()
+    };
+    roles.apply(&mut user);
+    Some(user)
 }
 
 /// A user known only by the separate id, handle and avatar fields some messages carry instead
@@ -60,6 +64,7 @@ pub(super) fn user_from_parts(
         unique_id,
         nickname: String::new(),
         avatar_url: take_image_url(avatar),
+        ..Default::default()
     })
 }
 
@@ -97,6 +102,7 @@ pub(super) fn gift_info(gift: Option<proto::Gift>, gift_id: i64) -> GiftInfo {
         streakable: g.r#type == 1,
         image_url: take_image_url(g.image).or_else(|| take_image_url(g.icon)),
         name: g.name,
+        ..Default::default()
     }
 }
 

@@ -61,6 +61,7 @@ impl Normaliser {
                     unique_id: String::new(),
                     nickname: info.send_user_name.clone(),
                     avatar_url: image_url(info.send_user_avatar.as_ref()),
+                    ..Default::default()
                 });
             let kind = EventKind::Envelope {
                 diamonds: info.diamond_count.max(0) as u64,

@@ -264,6 +264,36 @@ pub fn ack_frame(log_id: i64, internal_ext: &str) -> Message {
     control_frame("ack", log_id, ext.as_bytes().to_vec())
 }
 
+/// Longest close reason taken from a `close` frame, in characters.
+const MAX_CLOSE_REASON: usize = 200;
+
+/// The reason a `close` push frame gives: its `close_reason` header, else its payload when
+/// that is text; control characters are dropped and the text is capped, since it ends up in
+/// the log and in `disconnected.reason`.
+pub fn close_reason(frame: &WebcastPushFrame) -> String {
+    let from_header = frame
+        .headers
+        .iter()
+        .find(|h| {
+            h.key.eq_ignore_ascii_case("close_reason") || h.key.eq_ignore_ascii_case("reason")
+        })
+        .map(|h| h.value.clone());
+    let text = from_header
+        .or_else(|| String::from_utf8(frame.payload.to_vec()).ok())
+        .unwrap_or_default();
+    let clean: String = text
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(MAX_CLOSE_REASON)
+        .collect();
+    let clean = clean.trim();
+    if clean.is_empty() {
+        "no reason given (push frame `close`)".into()
+    } else {
+        clean.to_string()
+    }
+}
+
 /// True when the result carries a control message that ends the LIVE.
 pub fn ends_live(result: &ProtoMessageFetchResult) -> bool {
     result.messages.iter().any(|m| {
@@ -361,14 +391,23 @@ impl Session {
             }
         };
         match frame.payload_type.as_str() {
-            "msg" => {}
             "hb" => {
                 tracing::trace!("heartbeat answered");
                 return Ok(None);
             }
-            "im_enter_room_resp" => {
-                tracing::debug!("room entered");
-                return Ok(None);
+            "close" => {
+                let reason = close_reason(&frame);
+                let _ = tokio::time::timeout(Duration::from_secs(1), self.socket.close(None)).await;
+                return Ok(Some(SessionEnd::Closed(format!(
+                    "TikTok closed the session: {reason}"
+                ))));
+            }
+            // `msg`, and the answer to `im_enter_room`: a fetch result that may carry messages
+            // (the room's welcome, recent comments), read like any other.
+            t if frame::carries_messages(t) => {
+                if t != "msg" {
+                    tracing::debug!("room entered");
+                }
             }
             other => {
                 tracing::debug!("push frame of type {other:?} ignored");
@@ -488,6 +527,39 @@ mod tests {
                 b"0"
             ]
             .concat()
+        );
+    }
+
+    #[test]
+    fn a_close_frame_gives_its_reason_from_the_header_or_the_text_payload() {
+        let frame = |headers: Vec<(&str, &str)>, payload: &[u8]| WebcastPushFrame {
+            payload_type: "close".into(),
+            headers: headers
+                .into_iter()
+                .map(|(k, v)| crate::proto::PushHeader {
+                    key: k.into(),
+                    value: v.into(),
+                })
+                .collect(),
+            payload: payload.to_vec(),
+            ..Default::default()
+        };
+        assert_eq!(
+            close_reason(&frame(vec![("close_reason", "room closed by admin")], b"x")),
+            "room closed by admin"
+        );
+        assert_eq!(
+            close_reason(&frame(vec![], b"kicked\n\x1b[31m out")),
+            "kicked[31m out"
+        );
+        assert_eq!(
+            close_reason(&frame(vec![], &[0xff, 0xfe])),
+            "no reason given (push frame `close`)"
+        );
+        let long = "a".repeat(1000);
+        assert_eq!(
+            close_reason(&frame(vec![], long.as_bytes())).len(),
+            MAX_CLOSE_REASON
         );
     }
 }
