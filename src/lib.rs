@@ -12,6 +12,7 @@
 //! - [`compat`]: the TikFinity-compatible event socket (`--compat-port`).
 //! - [`hub`]: fan-out to websocket clients (bounded per client) and in-process consumers.
 //! - [`stats`]: session totals and the state snapshot.
+//! - [`sessions`]: sessions follow the LIVE: where one ends, and the archive of past sessions.
 //! - [`themes`]: the theme registry, theme folders and `theme.json`, handlebars rendering,
 //!   static files, template limits, field validation, hot reload and its
 //!   `reload`/`template_error` messages.
@@ -43,6 +44,7 @@ pub mod persist;
 pub mod pipeline;
 pub mod recorder;
 pub mod server;
+pub mod sessions;
 pub mod signals;
 pub mod sources;
 pub mod stats;

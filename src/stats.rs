@@ -12,6 +12,8 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
 
+use tokio::sync::Notify;
+
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -70,6 +72,13 @@ pub struct SessionState {
     pub totals: Totals,
     pub gifters: HashMap<String, LeaderEntry>,
     pub likers: HashMap<String, LeaderEntry>,
+    /// When this session began (ms since the epoch; 0 before its first event). A session is
+    /// one LIVE: [`crate::sessions`] decides where one ends.
+    #[serde(default)]
+    pub started: i64,
+    /// When the last event was folded in (ms since the epoch), for the session's duration.
+    #[serde(default)]
+    pub updated: i64,
 }
 
 #[derive(Default)]
@@ -80,11 +89,15 @@ struct Inner {
     changed: BTreeSet<&'static str>,
     /// Targets from the config; goals follow the totals.
     goals: Goals,
+    /// Sessions that ended and are not archived yet (taken by [`crate::sessions`]).
+    ended: Vec<crate::sessions::PastSession>,
 }
 
 #[derive(Default)]
 pub struct Stats {
     inner: Mutex<Inner>,
+    /// Woken when a session ends, so its archiver runs.
+    session_ended: Notify,
 }
 
 impl Stats {
@@ -99,8 +112,33 @@ impl Stats {
                 trimmed: [false; 2],
                 changed: BTreeSet::new(),
                 goals: Goals::default(),
+                ended: Vec::new(),
             }),
+            session_ended: Notify::new(),
         }
+    }
+
+    /// Ends the current session now (the dashboard's button, `--new-session`): it is handed to
+    /// the archive and the totals, leaderboards and goals start from zero; the connection stays.
+    /// Returns whether there was anything to archive.
+    pub fn new_session(&self) -> bool {
+        let mut inner = self.inner.lock().expect("stats lock");
+        let archived = end_session(&mut inner, now_ms());
+        drop(inner);
+        if archived {
+            self.session_ended.notify_one();
+        }
+        archived
+    }
+
+    /// The ended sessions not archived yet, oldest first.
+    pub fn take_ended(&self) -> Vec<crate::sessions::PastSession> {
+        std::mem::take(&mut self.inner.lock().expect("stats lock").ended)
+    }
+
+    /// Resolves when a session has ended since the last call (see [`Stats::take_ended`]).
+    pub async fn session_ended(&self) {
+        self.session_ended.notified().await;
     }
 
     /// Sets the goal targets (from the config); the snapshot then carries `goals`.
@@ -122,6 +160,18 @@ impl Stats {
     /// Folds one event into the totals.
     pub fn apply(&self, event: &Event) {
         let mut inner = self.inner.lock().expect("stats lock");
+        if crate::sessions::starts_new(&inner.state.connection, event)
+            && end_session(&mut inner, event.ts)
+        {
+            self.session_ended.notify_one();
+        }
+        // A `disconnected` (e.g. waiting for the LIVE to start) is time outside the LIVE.
+        if !matches!(event.kind, EventKind::Disconnected { .. }) {
+            if inner.state.started == 0 {
+                inner.state.started = event.ts;
+            }
+            inner.state.updated = inner.state.updated.max(event.ts);
+        }
         let Inner {
             state,
             changed,
@@ -243,6 +293,28 @@ impl Stats {
         }
         Some(Value::Object(out))
     }
+}
+
+/// Moves the current session to `ended` (when it counted anything) and starts an empty one at
+/// `now` on the same connection, every part marked changed so overlays redraw from zero.
+fn end_session(inner: &mut Inner, now: i64) -> bool {
+    let fresh = SessionState {
+        connection: inner.state.connection.clone(),
+        started: now,
+        updated: now,
+        ..SessionState::default()
+    };
+    let old = std::mem::replace(&mut inner.state, fresh);
+    inner.trimmed = [false; 2];
+    inner
+        .changed
+        .extend(["connection", "totals", "top_gifters", "top_likers", "goals"]);
+    let worth_keeping = crate::sessions::worth_archiving(&old);
+    if worth_keeping {
+        let past = crate::sessions::PastSession::from_state(&old);
+        crate::sessions::queue_ended(&mut inner.ended, past);
+    }
+    worth_keeping
 }
 
 fn connection(

@@ -26,13 +26,12 @@ use crate::config::Config;
 use crate::events::Source;
 use crate::events::normalise::Normaliser;
 use crate::hub::Hub;
-use crate::persist::{DataDir, SESSION_FILE};
+use crate::persist::DataDir;
 use crate::pipeline::{self, Input};
 use crate::recorder::EventRecorder;
 use crate::server::{self, OriginPolicy, Relay};
+use crate::sessions::Sessions;
 use crate::sources::demo;
-use crate::stats::SessionState;
-use crate::stats::Stats;
 use crate::themes::watch::ThemeWatcher;
 use crate::themes::{ThemeRegistry, ThemeSources};
 use crate::triggers::{self, Engine};
@@ -267,11 +266,9 @@ pub fn start(
     let origin = OriginPolicy::new(addr).with_token(urls::access_token(common, addr));
     let config = Arc::new(load_config(common)?);
     let data = open_data_dir(common, source)?;
-    let session = match &data {
-        Some(d) if !common.new_session => d.load::<SessionState>(SESSION_FILE),
-        _ => None,
-    };
-    let stats = Arc::new(session.map(Stats::from_state).unwrap_or_default());
+    let sessions = Sessions::restore(data.as_ref(), common.new_session);
+    sessions.spawn_archiver();
+    let stats = sessions.stats().clone();
     stats.set_connection(source.as_str(), "starting");
     stats.set_goals(config.goals);
     let hub = Hub::new(stats);
@@ -307,6 +304,7 @@ pub fn start(
         alerts: engine.alerts.clone(),
         obs,
         limits,
+        sessions,
     });
     let watcher = watch_themes(&themes, &hub);
     Ok(Running {
@@ -408,10 +406,12 @@ impl Running {
         self.print_urls();
         let _watcher = self.watcher;
         let engine = self.engine.clone();
+        let sessions = self.relay.sessions.clone();
         // Save before the server drains its connections: pending alerts and totals must reach
         // the disk even if a client holds the graceful shutdown up.
         let shutdown = async move {
             shutdown.await;
+            sessions.collect();
             engine.save_now();
         };
         let (compat_stop, compat_stopped) = tokio::sync::oneshot::channel::<()>();

@@ -14,6 +14,7 @@ pub mod headers;
 mod interfaces;
 pub mod limits;
 mod obs;
+mod sessions;
 pub mod ws;
 
 use std::collections::HashMap;
@@ -54,6 +55,8 @@ pub struct Relay {
     pub obs: crate::obs::ObsSettings,
     /// Timeouts and the connection cap.
     pub limits: Limits,
+    /// The current session and the past ones, for `/api/sessions`.
+    pub sessions: Arc<crate::sessions::Sessions>,
 }
 
 /// This PC's addresses other PCs can use (IPv4, not loopback or link-local), for the URLs
@@ -187,6 +190,8 @@ pub fn routes(relay: Arc<Relay>) -> warp::filters::BoxedFilter<(Response,)> {
         .or(overlays)
         .unify()
         .or(obs::route(relay.clone()))
+        .unify()
+        .or(sessions::routes(relay.clone()))
         .unify()
         .recover(rejection)
         .unify()
