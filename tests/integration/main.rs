@@ -18,6 +18,7 @@ mod obs_faults;
 mod rcon;
 mod release;
 mod replay;
+mod sessions;
 mod signals;
 mod streamerbot;
 mod themes_browser;
