@@ -91,6 +91,8 @@ struct Inner {
     goals: Goals,
     /// Sessions that ended and are not archived yet (taken by [`crate::sessions`]).
     ended: Vec<crate::sessions::PastSession>,
+    /// How many sessions ended since the relay started.
+    generation: u64,
 }
 
 #[derive(Default)]
@@ -113,6 +115,7 @@ impl Stats {
                 changed: BTreeSet::new(),
                 goals: Goals::default(),
                 ended: Vec::new(),
+                generation: 0,
             }),
             session_ended: Notify::new(),
         }
@@ -134,6 +137,12 @@ impl Stats {
     /// The ended sessions not archived yet, oldest first.
     pub fn take_ended(&self) -> Vec<crate::sessions::PastSession> {
         std::mem::take(&mut self.inner.lock().expect("stats lock").ended)
+    }
+
+    /// Changes each time a session ends, so consumers with per-session memory (triggers'
+    /// `follow_once_per = "session"`) know to forget it.
+    pub fn session_generation(&self) -> u64 {
+        self.inner.lock().expect("stats lock").generation
     }
 
     /// Resolves when a session has ended since the last call (see [`Stats::take_ended`]).
@@ -306,6 +315,7 @@ fn end_session(inner: &mut Inner, now: i64) -> bool {
     };
     let old = std::mem::replace(&mut inner.state, fresh);
     inner.trimmed = [false; 2];
+    inner.generation += 1;
     inner
         .changed
         .extend(["connection", "totals", "top_gifters", "top_likers", "goals"]);

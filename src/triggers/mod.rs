@@ -69,6 +69,8 @@ pub struct TriggerEngine {
     obs: Option<crate::obs::ObsHandle>,
     /// Room like total seen so far, for `every_likes`.
     like_total: Option<u64>,
+    /// The stats' session generation this engine's memories belong to.
+    session: u64,
 }
 
 impl TriggerEngine {
@@ -91,6 +93,19 @@ impl TriggerEngine {
             streamerbot: None,
             obs: None,
             like_total: None,
+            session: 0,
+        }
+    }
+
+    /// A new session (a new LIVE, a new room): `follow_once_per = "session"` forgets who fired,
+    /// and `every_likes` counts the new room's like total from zero.
+    pub fn new_session(&mut self, generation: u64) {
+        self.session = generation;
+        self.like_total = None;
+        for (state, trigger) in self.states.iter_mut().zip(&self.config.triggers) {
+            if trigger.once_per == Some(OncePer::Session) {
+                state.once.clear();
+            }
         }
     }
 
@@ -402,14 +417,19 @@ pub struct Engine {
     pub alerts: Arc<AlertQueues>,
     pub saver: Option<Arc<Saver>>,
     triggers: Mutex<TriggerEngine>,
+    /// Where sessions begin ([`crate::sessions`]); the stats see each event first.
+    stats: Arc<crate::stats::Stats>,
 }
 
 impl EventHook for Engine {
     fn on_event(&self, event: &Arc<Event>) {
-        self.triggers
-            .lock()
-            .expect("triggers lock")
-            .handle(event, Instant::now());
+        let mut triggers = self.triggers.lock().expect("triggers lock");
+        let generation = self.stats.session_generation();
+        if generation != triggers.session {
+            triggers.new_session(generation);
+        }
+        triggers.handle(event, Instant::now());
+        drop(triggers);
         if let Some(saver) = &self.saver {
             saver.mark_dirty();
         }
@@ -478,6 +498,7 @@ pub fn start(config: Arc<Config>, hub: &Arc<Hub>, data: Option<DataDir>) -> Arc<
         alerts,
         saver,
         triggers: Mutex::new(triggers),
+        stats: hub.stats().clone(),
     });
     hub.set_event_hook(engine.clone());
     engine

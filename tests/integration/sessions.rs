@@ -317,3 +317,170 @@ async fn new_session_flag_archives_the_saved_session() {
     let listed = get_json(relay.url("/api/sessions")).await;
     assert_eq!(listed["sessions"][0]["totals"]["follows"], 1, "{listed}");
 }
+
+/// The dashboard's sessions list and "new session" button in headless Chromium: two clicks
+/// archive the session, the list shows it (viewer names as text), the totals go back to zero.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_lists_past_sessions_and_its_button_starts_a_new_one() {
+    use crate::support::browser::{Browser, require_browser};
+    let Some(chromium) = require_browser() else {
+        return;
+    };
+    let relay = InProcess::start(&[]).await;
+    let base = relay.url("");
+    let evil = "<img src=x onerror=\"document.title='pwned'\">";
+    for event in [
+        json!({"type": "connected", "unique_id": "streamer"}),
+        json!({"type": "follow"}),
+        json!({"type": "gift", "count": 3, "user": {"id": "66", "unique_id": "evil", "nickname": evil}}),
+    ] {
+        assert_eq!(post_test_event(&base, event).await, 200);
+    }
+    follows_become(&relay, 1).await;
+
+    let browser = Browser::launch(&chromium).await;
+    let page = browser.new_page(&relay.url("/")).await;
+    page.call(
+        "Emulation.setDeviceMetricsOverride",
+        json!({"width": 1400, "height": 900, "deviceScaleFactor": 1, "mobile": false}),
+    )
+    .await;
+    page.wait_for("window.TikRelay && window.TikRelay.connected", WAIT)
+        .await;
+    page.wait_for(
+        "document.getElementById('session-current').textContent.includes('@streamer')",
+        WAIT,
+    )
+    .await;
+    let before = page
+        .eval("[document.getElementById('sessions-list').children.length, !document.getElementById('sessions-empty').hidden]")
+        .await;
+    assert_eq!(before, json!([0, true]));
+
+    // One click only arms the button.
+    page.eval("document.getElementById('session-new').click()")
+        .await;
+    let armed = page
+        .eval("document.getElementById('session-new').textContent")
+        .await;
+    assert_eq!(armed, "Click again to start from zero");
+    follows_become(&relay, 1).await;
+    page.eval("document.getElementById('session-new').click()")
+        .await;
+    page.wait_for(
+        "document.getElementById('sessions-list').children.length === 1",
+        WAIT,
+    )
+    .await;
+    follows_become(&relay, 0).await;
+    let row = page
+        .eval(
+            "Array.from(document.querySelectorAll('#sessions-list td')).map(function (td) { return td.textContent; })",
+        )
+        .await;
+    let cells: Vec<&str> = row
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(cells.len(), 6, "{row}");
+    assert_eq!(
+        &cells[1..],
+        ["@streamer", "0 min", "1", "3", &format!("{evil} (3 💎)")]
+    );
+    let markup = page
+        .eval("[document.querySelectorAll('#sessions-list img').length, document.title, document.getElementById('sessions-empty').hidden]")
+        .await;
+    assert_eq!(markup, json!([0, "tikrelay dashboard", true]));
+    page.wait_for(
+        "document.querySelector('#totals .total b').textContent === '0'",
+        WAIT,
+    )
+    .await;
+    let status = page
+        .eval("document.getElementById('session-status').textContent")
+        .await;
+    assert!(
+        status.as_str().unwrap().starts_with("New session started"),
+        "{status}"
+    );
+    let errors = page.console_errors();
+    assert!(errors.is_empty(), "console errors: {errors:#?}");
+    let dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"))
+        .join("screenshots");
+    page.screenshot(&dir.join("dashboard-sessions.png")).await;
+    browser.close().await;
+}
+
+/// Alert titles waiting in queue `main`, once the last one is `last` (events are handled in
+/// order, so everything posted before it has been handled too).
+async fn titles_until(base: &str, last: &str) -> Vec<String> {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let (_, q) = crate::support::pending_alert_ids(base, "main").await;
+        let titles: Vec<String> = q["queues"]["main"]["next"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["title"].as_str().unwrap_or_default().to_string())
+            .collect();
+        if titles.last().is_some_and(|t| t == last) {
+            return titles;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no {last:?} in {q}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_new_session_resets_follow_once_per_session_and_like_thresholds() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("tikrelay.toml");
+    std::fs::write(
+        &config,
+        r#"
+[[trigger]]
+on = "follow"
+follow_once_per = "session"
+alert = { title = "{{name}}" }
+
+[[trigger]]
+on = "like"
+every_likes = 100
+alert = { title = "likes {{total}}" }
+"#,
+    )
+    .unwrap();
+    let relay = InProcess::start(&["--config", config.to_str().unwrap()]).await;
+    let base = relay.url("");
+    // A like burst of 10 or 60 taking the room's total to `total`.
+    let like = |count: u64, total: u64| json!({"type": "like", "count": count, "total": total});
+    for event in [
+        json!({"type": "follow"}),
+        json!({"type": "follow"}),
+        like(60, 150),
+    ] {
+        assert_eq!(post_test_event(&base, event).await, 200);
+    }
+    assert_eq!(
+        titles_until(&base, "likes 150").await,
+        ["Test Viewer", "likes 150"]
+    );
+    let res = http()
+        .post(relay.url("/api/sessions/new"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    // The next LIVE's room counts its likes from zero: 105 passes 100 again.
+    for event in [json!({"type": "follow"}), like(10, 105)] {
+        assert_eq!(post_test_event(&base, event).await, 200);
+    }
+    assert_eq!(
+        titles_until(&base, "likes 105").await,
+        ["Test Viewer", "likes 150", "Test Viewer", "likes 105"]
+    );
+}
