@@ -332,6 +332,21 @@ mod tests {
     }
 
     #[test]
+    fn test_events_never_move_the_session_to_another_room() {
+        let sessions = Sessions::restore(None, false);
+        let stats = sessions.stats();
+        stats.apply(&connected("1", Source::Tiktok));
+        stats.apply(&gift("ann", 5));
+        stats.apply(&connected("2", Source::Test));
+        stats.apply(&connected("", Source::Test));
+        assert_eq!(stats.snapshot()["connection"]["room_id"], "1");
+        // Back from a test: the same LIVE goes on.
+        stats.apply(&connected("1", Source::Tiktok));
+        assert_eq!(stats.snapshot()["totals"]["diamonds"], 5);
+        assert_eq!(sessions.list(), []);
+    }
+
+    #[test]
     fn an_empty_session_is_not_archived() {
         let sessions = Sessions::restore(None, false);
         sessions.stats().apply(&connected("1", Source::Tiktok));

@@ -194,7 +194,10 @@ impl Stats {
                 c.state = "connected".into();
                 c.source = event.source.as_str().into();
                 c.unique_id = Some(unique_id.clone()).filter(|u| !u.is_empty());
-                c.room_id = event.room_id.clone();
+                // The room tells sessions apart (crate::sessions): a test event never moves it.
+                if event.source != crate::events::Source::Test && event.room_id.is_some() {
+                    c.room_id = event.room_id.clone();
+                }
                 c.since = event.ts;
                 changed.insert("connection");
             }
