@@ -98,6 +98,9 @@ async fn a_new_live_of_the_same_handle_starts_from_zero_and_lists_the_last_one()
         "{now}"
     );
     assert_eq!(now["top_gifters"], json!([]), "{now}");
+    // The built-in config's goals follow the session's totals.
+    assert_eq!(now["goals"]["follows"]["current"], 0, "{now}");
+    assert_eq!(now["goals"]["diamonds"]["current"], 0, "{now}");
 
     let listed = sessions(relay.addr).await;
     assert_eq!(listed["current"]["room_id"], "8888", "{listed}");
