@@ -2,7 +2,9 @@
 //!
 //! Every published event passes through [`Stats::apply`], so the snapshot that `/api/state` and
 //! the websocket `hello` carry is always current. Changes are collected per part and pushed as
-//! throttled `state` messages by the hub, so a like storm does not flood overlays.
+//! throttled `state` messages by the hub, so a like storm does not flood overlays. The totals
+//! are one session's (one LIVE's): [`crate::sessions`] says where a session ends, and the ended
+//! one is handed over through [`Stats::take_ended`].
 //!
 //! Memory stays bounded on a stream of any size: each leaderboard keeps at most
 //! [`MAX_LEADERBOARD_ENTRIES`] viewers (when it grows past that, the lowest scores are dropped
