@@ -1,13 +1,16 @@
 //! Sessions follow the LIVE: where one session ends and the next begins, and the archive of
 //! past sessions in the data dir.
 //!
-//! A session is one LIVE. Its totals, leaderboards and goals live in [`crate::stats`] (saved as
-//! `session.json`, so a restart or a reconnect within the LIVE keeps them). When the source
-//! connects to another room than the session's ([`starts_new`]), or the streamer asks for a new
-//! session (the dashboard's button, `--new-session`), the stats hand the old session over as a
-//! [`PastSession`] and start from zero. [`Sessions`] keeps those in `sessions.json`, newest
-//! first, at most [`MAX_ARCHIVED`], each with its totals and top viewers (not the whole
-//! leaderboards, which can hold thousands), and lists them for `/api/sessions`.
+//! A session is one LIVE of one stream. Its totals, leaderboards and goals live in
+//! [`crate::stats`] (saved as `session.json`, so a restart or a reconnect within the LIVE keeps
+//! them), each stream's on its own and all streams' combined. When a stream's source connects to
+//! another room than its session's ([`starts_new`]), [`track`] ends that stream's session: its
+//! counters start from zero and the combined ones are counted again from the streams. The
+//! streamer can end every session at once (the dashboard's button, `--new-session`:
+//! [`end_all`]). Each ended session is handed over as a [`PastSession`]; [`Sessions`] keeps
+//! those in `sessions.json`, newest first, at most [`MAX_ARCHIVED`], each with its totals and
+//! top viewers (not the whole leaderboards, which can hold thousands), and lists them for
+//! `/api/sessions`.
 //!
 //! The archive is written by its own task, off the pipeline, as soon as a session ends, and
 //! again at shutdown if a write failed. Entries carry an id (start time and room), so a session
@@ -21,7 +24,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::events::{Event, EventKind, Source};
 use crate::persist::{DataDir, SESSION_FILE};
-use crate::stats::{Connection, LEADERBOARD_SIZE, LeaderEntry, SessionState, Stats, Totals};
+use crate::stats::{
+    LEADERBOARD_KEEP, LEADERBOARD_SIZE, LeaderEntry, MAX_STREAMS, SessionState, Stats, StreamState,
+    Totals, keep_best,
+};
 
 /// The archive of past sessions in the data dir.
 pub const SESSIONS_FILE: &str = "sessions.json";
@@ -31,25 +37,219 @@ pub const MAX_ARCHIVED: usize = 100;
 /// it ends, so this bound only matters if that task is gone.
 pub const MAX_UNARCHIVED: usize = 16;
 
-/// Whether `event` begins a new session: the source connected to a room other than the one the
-/// current session belongs to. A reconnect to the same room, the first connection of a session
-/// that has no room yet, and test events never do.
-pub fn starts_new(current: &Connection, event: &Event) -> bool {
-    if !matches!(event.kind, EventKind::Connected { .. }) || event.source == Source::Test {
-        return false;
-    }
-    let Some(room) = event.room_id.as_deref().filter(|r| !r.is_empty()) else {
+/// Where a stream's session stands; saved with the stream's counters in `session.json`.
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq, Eq)]
+pub struct StreamSession {
+    /// The room (the LIVE) the session belongs to.
+    pub room_id: Option<String>,
+    /// The handle the source connected with.
+    pub unique_id: Option<String>,
+    /// `tiktok`, `demo`, `replay` (`test` for a stream only test events fed).
+    pub source: String,
+    /// When the session began and when it last counted an event (ms since the epoch).
+    pub started: i64,
+    pub updated: i64,
+}
+
+/// Whether `event` begins a new session of a stream whose session is in `current_room`: the
+/// source connected to another room. A reconnect to the same room, the first connection of a
+/// session that has no room yet, and test events never do.
+pub fn starts_new(current_room: Option<&str>, event: &Event) -> bool {
+    let Some(room) = connects_to(event) else {
         return false;
     };
-    current
-        .room_id
-        .as_deref()
-        .is_some_and(|old| !old.is_empty() && old != room)
+    current_room.is_some_and(|old| !old.is_empty() && old != room)
+}
+
+/// The room a (non-test) `connected` event connects to.
+fn connects_to(event: &Event) -> Option<&str> {
+    if !matches!(event.kind, EventKind::Connected { .. }) || event.source == Source::Test {
+        return None;
+    }
+    event.room_id.as_deref().filter(|r| !r.is_empty())
+}
+
+/// Follows sessions as events arrive, before the stats count `event`: records the room a
+/// stream connects to and when its session counts, and ends the stream's session when it
+/// connects to another room. Returns `None` when no session ended, else what ended sessions
+/// leave for the archive (empty when they had counted nothing).
+pub fn track(state: &mut SessionState, event: &Event) -> Option<Vec<PastSession>> {
+    let mut ended = None;
+    // A session saved before streams existed is one for the whole relay, and its room is the
+    // connection's.
+    if state.streams.is_empty() && starts_new(state.connection.room_id.as_deref(), event) {
+        ended = Some(end_all(state, event.ts));
+    }
+    // A `disconnected` (e.g. waiting for the LIVE to start) is time outside the LIVE.
+    let counts_time = !matches!(event.kind, EventKind::Disconnected { .. });
+    if counts_time {
+        touch(&mut state.started, &mut state.updated, event.ts);
+    }
+    let room = connects_to(event);
+    let known = state.streams.contains_key(&event.stream);
+    if !known && (room.is_none() || state.streams.len() >= MAX_STREAMS) {
+        // The stats add the stream when it counts something; its session starts with the next
+        // event.
+        return ended;
+    }
+    let name = event.stream.clone();
+    let stream = state.streams.entry(name.clone()).or_default();
+    if let Some(room) = room {
+        if starts_new(stream.session.room_id.as_deref(), event) {
+            let past = summary(&name, &stream.session, stream);
+            let counted = has_counted(stream);
+            reset_stream(stream, event.ts);
+            combine(state);
+            ended
+                .get_or_insert_with(Vec::new)
+                .extend(counted.then_some(past));
+        }
+        let stream = state.streams.get_mut(&name).expect("the stream is there");
+        let s = &mut stream.session;
+        s.room_id = Some(room.to_string());
+        if let EventKind::Connected { unique_id } = &event.kind
+            && !unique_id.is_empty()
+        {
+            s.unique_id = Some(unique_id.clone());
+        }
+        s.source = event.source.as_str().to_string();
+    }
+    let s = &mut state
+        .streams
+        .get_mut(&name)
+        .expect("the stream is there")
+        .session;
+    if s.source.is_empty() {
+        s.source = event.source.as_str().to_string();
+    }
+    if counts_time {
+        touch(&mut s.started, &mut s.updated, event.ts);
+    }
+    ended
+}
+
+fn touch(started: &mut i64, updated: &mut i64, ts: i64) {
+    if *started == 0 {
+        *started = ts;
+    }
+    *updated = (*updated).max(ts);
+}
+
+/// Ends every session now (the dashboard's button, `--new-session`): all counters start from
+/// zero at `now`; rooms and handles stay. Returns the sessions that had counted something.
+pub fn end_all(state: &mut SessionState, now: i64) -> Vec<PastSession> {
+    let mut ended = Vec::new();
+    if state.streams.is_empty() {
+        let c = &state.connection;
+        let session = StreamSession {
+            room_id: c.room_id.clone(),
+            unique_id: c.unique_id.clone(),
+            source: c.source.clone(),
+            started: state.started,
+            updated: state.updated,
+        };
+        let name = c.unique_id.clone().unwrap_or_else(|| c.source.clone());
+        let combined = StreamState {
+            totals: state.totals.clone(),
+            gifters: std::mem::take(&mut state.gifters),
+            likers: std::mem::take(&mut state.likers),
+            session: session.clone(),
+        };
+        if has_counted(&combined) {
+            ended.push(summary(&name, &session, &combined));
+        }
+    }
+    for (name, stream) in &mut state.streams {
+        if has_counted(stream) {
+            ended.push(summary(name, &stream.session, stream));
+        }
+        reset_stream(stream, now);
+    }
+    state.totals = Totals::default();
+    state.gifters.clear();
+    state.likers.clear();
+    state.started = now;
+    state.updated = now;
+    ended
+}
+
+/// A stream's counters from zero, its session beginning at `now` (room and handle stay).
+fn reset_stream(stream: &mut StreamState, now: i64) {
+    stream.totals = Totals::default();
+    stream.gifters.clear();
+    stream.likers.clear();
+    stream.session.started = now;
+    stream.session.updated = now;
+}
+
+/// Counts the combined totals and leaderboards again from the streams' (after one stream's
+/// session ended). The peak of viewers becomes the sum of the streams' peaks.
+fn combine(state: &mut SessionState) {
+    let mut totals = Totals::default();
+    let mut gifters = HashMap::new();
+    let mut likers = HashMap::new();
+    for stream in state.streams.values() {
+        add_totals(&mut totals, &stream.totals);
+        merge_board(&mut gifters, &stream.gifters);
+        merge_board(&mut likers, &stream.likers);
+    }
+    keep_best(&mut gifters, LEADERBOARD_KEEP);
+    keep_best(&mut likers, LEADERBOARD_KEEP);
+    state.totals = totals;
+    state.gifters = gifters;
+    state.likers = likers;
+}
+
+fn add_totals(sum: &mut Totals, t: &Totals) {
+    for (a, b) in [
+        (&mut sum.likes, t.likes),
+        (&mut sum.room_likes, t.room_likes),
+        (&mut sum.follows, t.follows),
+        (&mut sum.shares, t.shares),
+        (&mut sum.comments, t.comments),
+        (&mut sum.joins, t.joins),
+        (&mut sum.gifts, t.gifts),
+        (&mut sum.diamonds, t.diamonds),
+        (&mut sum.viewers, t.viewers),
+        (&mut sum.peak_viewers, t.peak_viewers),
+        (&mut sum.total_viewers, t.total_viewers),
+    ] {
+        *a = a.saturating_add(b);
+    }
+}
+
+fn merge_board(into: &mut HashMap<String, LeaderEntry>, from: &HashMap<String, LeaderEntry>) {
+    for (key, entry) in from {
+        let e = into.entry(key.clone()).or_insert_with(|| LeaderEntry {
+            user: entry.user.clone(),
+            score: 0,
+        });
+        e.score = e.score.saturating_add(entry.score);
+    }
 }
 
 /// Whether a session counted anything worth listing later.
-pub fn worth_archiving(s: &SessionState) -> bool {
+fn has_counted(s: &StreamState) -> bool {
     s.totals != Totals::default() || !s.gifters.is_empty() || !s.likers.is_empty()
+}
+
+/// The archive's entry for a stream's session.
+fn summary(stream: &str, s: &StreamSession, counters: &StreamState) -> PastSession {
+    let started = if s.started == 0 { s.updated } else { s.started };
+    let ended = s.updated.max(started);
+    PastSession {
+        id: format!("{started}-{stream}-{}", s.room_id.as_deref().unwrap_or("0")),
+        stream: stream.to_string(),
+        source: s.source.clone(),
+        unique_id: s.unique_id.clone(),
+        room_id: s.room_id.clone(),
+        started,
+        ended,
+        duration_secs: u64::try_from((ended - started) / 1000).unwrap_or(0),
+        totals: counters.totals.clone(),
+        top_gifters: top(&counters.gifters),
+        top_likers: top(&counters.likers),
+    }
 }
 
 /// Adds an ended session to the stats' queue for the archive, dropping the oldest (logged) when
@@ -68,8 +268,11 @@ pub fn queue_ended(queue: &mut Vec<PastSession>, ended: PastSession) {
 /// One ended session as the archive keeps it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct PastSession {
-    /// `STARTED-ROOM`: the same session archived twice keeps one entry.
+    /// `STARTED-STREAM-ROOM`: the same session archived twice keeps one entry.
     pub id: String,
+    /// The stream (a live source's handle, `demo`, a replay's file name).
+    #[serde(default)]
+    pub stream: String,
     /// `tiktok`, `demo`, `replay`.
     pub source: String,
     /// The handle, without `@`.
@@ -86,22 +289,17 @@ pub struct PastSession {
 }
 
 impl PastSession {
-    /// The summary of a session's state.
-    pub fn from_state(s: &SessionState) -> PastSession {
-        let c = &s.connection;
-        let ended = s.updated.max(s.started);
-        PastSession {
-            id: format!("{}-{}", s.started, c.room_id.as_deref().unwrap_or("0")),
-            source: c.source.clone(),
-            unique_id: c.unique_id.clone(),
-            room_id: c.room_id.clone(),
-            started: s.started,
-            ended,
-            duration_secs: u64::try_from((ended - s.started) / 1000).unwrap_or(0),
-            totals: s.totals.clone(),
-            top_gifters: top(&s.gifters),
-            top_likers: top(&s.likers),
+    /// The running sessions: each stream's (or, before any stream counted, the relay's).
+    pub fn current(state: &SessionState) -> Vec<PastSession> {
+        if state.streams.is_empty() {
+            let mut copy = state.clone();
+            return end_all(&mut copy, 0);
         }
+        state
+            .streams
+            .iter()
+            .map(|(name, s)| summary(name, &s.session, s))
+            .collect()
     }
 
     /// A line for the log: handle, room, duration and the main totals.
@@ -109,7 +307,7 @@ impl PastSession {
         let who = self
             .unique_id
             .as_deref()
-            .map_or_else(|| self.source.clone(), |u| format!("@{u}"));
+            .map_or_else(|| self.stream.clone(), |u| format!("@{u}"));
         let room = self.room_id.as_deref().unwrap_or("no room");
         let mins = self.duration_secs / 60;
         format!(
@@ -177,15 +375,17 @@ impl Sessions {
         &self.stats
     }
 
-    /// Ends the current session now; the totals start from zero. Returns the archived session,
-    /// or `None` when it had counted nothing (it is not listed).
-    pub fn new_session(&self) -> Option<PastSession> {
+    /// Ends the running sessions now (one per stream); the totals start from zero. Returns the
+    /// archived sessions, newest first: those that had counted something (the others are not
+    /// listed).
+    pub fn new_session(&self) -> Vec<PastSession> {
         if !self.stats.new_session() {
             tracing::info!("new session: the totals start from zero");
-            return None;
+            return Vec::new();
         }
-        self.collect();
-        self.archive.lock().expect("archive lock").first().cloned()
+        let added = self.collect();
+        let archive = self.archive.lock().expect("archive lock");
+        archive[..added.min(archive.len())].to_vec()
     }
 
     /// Moves the sessions that ended into the archive and writes it (also when the last write
@@ -237,9 +437,9 @@ impl Sessions {
         self.archive.lock().expect("archive lock").clone()
     }
 
-    /// The running session, summarised like the past ones.
-    pub fn current(&self) -> PastSession {
-        PastSession::from_state(&self.stats.session_state())
+    /// The running sessions, summarised like the past ones: one per stream.
+    pub fn current(&self) -> Vec<PastSession> {
+        PastSession::current(&self.stats.session_state())
     }
 
     /// Archives each session as it ends, off the pipeline (file IO), for as long as `self`
@@ -289,24 +489,68 @@ mod tests {
         e
     }
 
-    fn room(room: Option<&str>) -> Connection {
-        Connection {
-            room_id: room.map(str::to_string),
-            ..Connection::default()
-        }
+    fn in_stream(mut e: Event, stream: &str) -> Event {
+        e.stream = stream.into();
+        e
     }
 
     #[test]
     fn only_a_connection_to_another_room_starts_a_session() {
         let tiktok = Source::Tiktok;
-        assert!(starts_new(&room(Some("1")), &connected("2", tiktok)));
-        assert!(!starts_new(&room(Some("1")), &connected("1", tiktok)));
-        assert!(!starts_new(&room(None), &connected("2", tiktok)));
-        assert!(!starts_new(&room(Some("1")), &connected("", tiktok)));
-        assert!(!starts_new(&room(Some("1")), &connected("2", Source::Test)));
+        assert!(starts_new(Some("1"), &connected("2", tiktok)));
+        assert!(!starts_new(Some("1"), &connected("1", tiktok)));
+        assert!(!starts_new(None, &connected("2", tiktok)));
+        assert!(!starts_new(Some("1"), &connected("", tiktok)));
+        assert!(!starts_new(Some("1"), &connected("2", Source::Test)));
         let mut follow = connected("2", tiktok);
         follow.kind = EventKind::Follow;
-        assert!(!starts_new(&room(Some("1")), &follow));
+        assert!(!starts_new(Some("1"), &follow));
+    }
+
+    #[test]
+    fn each_stream_follows_its_own_live() {
+        let sessions = Sessions::restore(None, false);
+        let stats = sessions.stats();
+        let (a, b) = (
+            |e: Event| in_stream(e, "alice"),
+            |e: Event| in_stream(e, "bob"),
+        );
+        stats.apply(&a(connected("1", Source::Tiktok)));
+        stats.apply(&b(connected("2", Source::Tiktok)));
+        stats.apply(&a(gift("ann", 5)));
+        stats.apply(&b(gift("ann", 30)));
+        stats.apply(&b(gift("cy", 1)));
+        // Both connections again (reconnects): nothing ends.
+        stats.apply(&a(connected("1", Source::Tiktok)));
+        stats.apply(&b(connected("2", Source::Tiktok)));
+        assert_eq!(stats.snapshot()["totals"]["diamonds"], 36);
+        assert_eq!(sessions.list(), []);
+        // Bob goes live again: his session ends, Alice's goes on.
+        stats.apply(&b(connected("3", Source::Tiktok)));
+        let snap = stats.snapshot();
+        assert_eq!(snap["totals"]["diamonds"], 5, "{snap}");
+        assert_eq!(snap["top_gifters"][0]["score"], 5, "{snap}");
+        assert_eq!(snap["streams"]["alice"]["totals"]["diamonds"], 5, "{snap}");
+        assert_eq!(snap["streams"]["bob"]["totals"]["diamonds"], 0, "{snap}");
+        let list = sessions.list();
+        assert_eq!(list.len(), 1, "{list:?}");
+        assert_eq!(
+            (list[0].stream.as_str(), list[0].room_id.as_deref()),
+            ("bob", Some("2"))
+        );
+        assert_eq!(list[0].totals.diamonds, 31);
+        assert_eq!(list[0].top_gifters[0].user.id, "ann");
+        // The button ends both: one entry per stream that counted something.
+        stats.apply(&b(gift("cy", 2)));
+        assert_eq!(sessions.new_session().len(), 2);
+        let list = sessions.list();
+        let streams: Vec<&str> = list.iter().map(|s| s.stream.as_str()).collect();
+        assert_eq!(streams.len(), 3, "{list:?}");
+        assert!(streams[..2].contains(&"alice") && streams[..2].contains(&"bob"));
+        assert_eq!(stats.snapshot()["totals"]["diamonds"], 0);
+        let current = sessions.current();
+        assert_eq!(current.len(), 2);
+        assert_eq!(current[1].room_id.as_deref(), Some("3"));
     }
 
     #[test]
@@ -328,7 +572,7 @@ mod tests {
         assert_eq!(list[0].room_id.as_deref(), Some("1"));
         assert_eq!(list[0].totals.diamonds, 35);
         assert_eq!(list[0].top_gifters[0].user.id, "bob");
-        assert_eq!(sessions.current().room_id.as_deref(), Some("2"));
+        assert_eq!(sessions.current()[0].room_id.as_deref(), Some("2"));
     }
 
     #[test]
@@ -347,11 +591,43 @@ mod tests {
     }
 
     #[test]
+    fn a_session_saved_before_streams_ends_with_the_next_room() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = DataDir::open(dir.path()).unwrap();
+        let legacy = serde_json::json!({
+            "connection": {"state": "ended", "source": "tiktok", "unique_id": "streamer",
+                           "room_id": "7", "since": 5},
+            "totals": {"likes": 0, "room_likes": 0, "follows": 3, "shares": 0, "comments": 0,
+                       "joins": 0, "gifts": 0, "diamonds": 0, "viewers": 0,
+                       "peak_viewers": 0, "total_viewers": 0},
+            "gifters": {}, "likers": {},
+        });
+        std::fs::write(dir.path().join(SESSION_FILE), legacy.to_string()).unwrap();
+        let sessions = Sessions::restore(Some(&data), false);
+        let stats = sessions.stats();
+        stats.apply(&in_stream(connected("7", Source::Tiktok), "streamer"));
+        assert_eq!(
+            stats.snapshot()["totals"]["follows"],
+            3,
+            "the same LIVE goes on"
+        );
+        let sessions = Sessions::restore(Some(&data), false);
+        let stats = sessions.stats();
+        stats.apply(&in_stream(connected("8", Source::Tiktok), "streamer"));
+        assert_eq!(stats.snapshot()["totals"]["follows"], 0);
+        let list = sessions.list();
+        assert_eq!(list.len(), 1, "{list:?}");
+        assert_eq!(list[0].unique_id.as_deref(), Some("streamer"));
+        assert_eq!(list[0].room_id.as_deref(), Some("7"));
+        assert_eq!(list[0].totals.follows, 3);
+    }
+
+    #[test]
     fn an_empty_session_is_not_archived() {
         let sessions = Sessions::restore(None, false);
         sessions.stats().apply(&connected("1", Source::Tiktok));
         sessions.stats().apply(&connected("2", Source::Tiktok));
-        assert_eq!(sessions.new_session(), None);
+        assert_eq!(sessions.new_session(), []);
         assert_eq!(sessions.list(), []);
     }
 

@@ -1,5 +1,9 @@
 //! Session totals and the state snapshot: connection, counters, leaderboards.
 //!
+//! Totals, leaderboards and goals are kept combined (the top-level fields, what a page that
+//! knows nothing of streams shows) and per stream (`streams.NAME`, for a page that follows one
+//! stream with `?stream=NAME`).
+//!
 //! Every published event passes through [`Stats::apply`], so the snapshot that `/api/state` and
 //! the websocket `hello` carry is always current. Changes are collected per part and pushed as
 //! throttled `state` messages by the hub, so a like storm does not flood overlays. The totals
@@ -11,7 +15,7 @@
 //! down to [`LEADERBOARD_KEEP`], logged once per board), and every total saturates instead of
 //! wrapping around on absurd values.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
 
 use tokio::sync::Notify;
@@ -81,7 +85,26 @@ pub struct SessionState {
     /// When the last event was folded in (ms since the epoch), for the session's duration.
     #[serde(default)]
     pub updated: i64,
+    /// The same counters for each stream on its own.
+    #[serde(default)]
+    pub streams: BTreeMap<String, StreamState>,
 }
+
+/// One stream's counters and leaderboards.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct StreamState {
+    pub totals: Totals,
+    pub gifters: HashMap<String, LeaderEntry>,
+    pub likers: HashMap<String, LeaderEntry>,
+    /// The stream's session: the LIVE it belongs to and when it began and last counted
+    /// (see [`crate::sessions`]).
+    #[serde(default)]
+    pub session: crate::sessions::StreamSession,
+}
+
+/// Streams kept at most; past that the totals of new streams count only in the combined ones
+/// (a relay runs a handful of sources, so this only bounds memory against a runaway client).
+pub const MAX_STREAMS: usize = 64;
 
 #[derive(Default)]
 struct Inner {
@@ -110,6 +133,10 @@ impl Stats {
         // A saved file holds at most persist's 1,000 per board; a hand-edited one may not.
         keep_best(&mut state.gifters, LEADERBOARD_KEEP);
         keep_best(&mut state.likers, LEADERBOARD_KEEP);
+        for s in state.streams.values_mut() {
+            keep_best(&mut s.gifters, LEADERBOARD_KEEP);
+            keep_best(&mut s.likers, LEADERBOARD_KEEP);
+        }
         Stats {
             inner: Mutex::new(Inner {
                 state,
@@ -128,7 +155,9 @@ impl Stats {
     /// Returns whether there was anything to archive.
     pub fn new_session(&self) -> bool {
         let mut inner = self.inner.lock().expect("stats lock");
-        let archived = end_session(&mut inner, now_ms());
+        let ended = crate::sessions::end_all(&mut inner.state, now_ms());
+        let archived = !ended.is_empty();
+        session_ended(&mut inner, ended);
         drop(inner);
         if archived {
             self.session_ended.notify_one();
@@ -168,20 +197,15 @@ impl Stats {
         inner.changed.insert("connection");
     }
 
-    /// Folds one event into the totals.
+    /// Folds one event into the totals: the combined ones and its stream's.
     pub fn apply(&self, event: &Event) {
         let mut inner = self.inner.lock().expect("stats lock");
-        if crate::sessions::starts_new(&inner.state.connection, event)
-            && end_session(&mut inner, event.ts)
-        {
-            self.session_ended.notify_one();
-        }
-        // A `disconnected` (e.g. waiting for the LIVE to start) is time outside the LIVE.
-        if !matches!(event.kind, EventKind::Disconnected { .. }) {
-            if inner.state.started == 0 {
-                inner.state.started = event.ts;
+        if let Some(ended) = crate::sessions::track(&mut inner.state, event) {
+            let archived = !ended.is_empty();
+            session_ended(&mut inner, ended);
+            if archived {
+                self.session_ended.notify_one();
             }
-            inner.state.updated = inner.state.updated.max(event.ts);
         }
         let Inner {
             state,
@@ -189,7 +213,6 @@ impl Stats {
             trimmed,
             ..
         } = &mut *inner;
-        let t = &mut state.totals;
         match &event.kind {
             EventKind::Connected { unique_id } => {
                 let c = &mut state.connection;
@@ -207,63 +230,32 @@ impl Stats {
             EventKind::LivePaused => connection(state, changed, "paused", event),
             EventKind::LiveResumed => connection(state, changed, "connected", event),
             EventKind::LiveEnded => connection(state, changed, "ended", event),
-            EventKind::Comment { .. } => {
-                t.comments = t.comments.saturating_add(1);
-                changed.insert("totals");
-            }
-            EventKind::Follow => {
-                t.follows = t.follows.saturating_add(1);
-                changed.insert("totals");
-            }
-            EventKind::Share => {
-                t.shares = t.shares.saturating_add(1);
-                changed.insert("totals");
-            }
-            EventKind::Join { .. } => {
-                t.joins = t.joins.saturating_add(1);
-                changed.insert("totals");
-            }
-            EventKind::Like { count, total } => {
-                t.likes = t.likes.saturating_add(*count);
-                t.room_likes = t.room_likes.max(*total);
-                changed.insert("totals");
-                if let Some(user) = &event.user {
-                    add_score(
-                        &mut state.likers,
-                        user,
-                        *count,
-                        &mut trimmed[1],
-                        "top likers",
-                    );
-                    changed.insert("top_likers");
-                }
-            }
-            EventKind::Viewers {
-                viewers,
-                total_viewers,
-            } => {
-                t.viewers = *viewers;
-                t.peak_viewers = t.peak_viewers.max(*viewers);
-                t.total_viewers = t.total_viewers.max(*total_viewers);
-                changed.insert("totals");
-            }
-            EventKind::Gift { diamonds_total, .. } => {
-                t.gifts = t.gifts.saturating_add(1);
-                t.diamonds = t.diamonds.saturating_add(*diamonds_total);
-                changed.insert("totals");
-                if let Some(user) = &event.user {
-                    add_score(
-                        &mut state.gifters,
-                        user,
-                        *diamonds_total,
-                        &mut trimmed[0],
-                        "top gifters",
-                    );
-                    changed.insert("top_gifters");
-                }
-            }
             _ => {}
         }
+        let mut board = Board {
+            totals: &mut state.totals,
+            gifters: &mut state.gifters,
+            likers: &mut state.likers,
+            trimmed,
+        };
+        if !board.fold(event, changed) {
+            return;
+        }
+        let streams = &mut state.streams;
+        if !streams.contains_key(&event.stream) && streams.len() >= MAX_STREAMS {
+            return;
+        }
+        let one = streams.entry(event.stream.clone()).or_default();
+        // Trimming is logged once, for the combined boards.
+        let mut quiet = [true; 2];
+        Board {
+            totals: &mut one.totals,
+            gifters: &mut one.gifters,
+            likers: &mut one.likers,
+            trimmed: &mut quiet,
+        }
+        .fold(event, changed);
+        changed.insert("streams");
     }
 
     /// The whole snapshot.
@@ -275,6 +267,7 @@ impl Stats {
             "top_gifters": leaderboard(&inner.state.gifters),
             "top_likers": leaderboard(&inner.state.likers),
             "goals": goals(&inner.goals, &inner.state.totals),
+            "streams": streams(&inner.goals, &inner.state.streams),
         })
     }
 
@@ -301,6 +294,7 @@ impl Stats {
                 "top_gifters" => leaderboard(&inner.state.gifters),
                 "top_likers" => leaderboard(&inner.state.likers),
                 "goals" => goals(&inner.goals, &inner.state.totals),
+                "streams" => streams(&inner.goals, &inner.state.streams),
                 _ => continue,
             };
             out.insert(part.into(), value);
@@ -309,27 +303,98 @@ impl Stats {
     }
 }
 
-/// Moves the current session to `ended` (when it counted anything) and starts an empty one at
-/// `now` on the same connection, every part marked changed so overlays redraw from zero.
-fn end_session(inner: &mut Inner, now: i64) -> bool {
-    let fresh = SessionState {
-        connection: inner.state.connection.clone(),
-        started: now,
-        updated: now,
-        ..SessionState::default()
-    };
-    let old = std::mem::replace(&mut inner.state, fresh);
+/// After [`crate::sessions`] ended a session (its counters are reset already): queues what it
+/// archives and marks every part changed, so overlays redraw from zero.
+fn session_ended(inner: &mut Inner, ended: Vec<crate::sessions::PastSession>) {
     inner.trimmed = [false; 2];
     inner.generation += 1;
-    inner
-        .changed
-        .extend(["connection", "totals", "top_gifters", "top_likers", "goals"]);
-    let worth_keeping = crate::sessions::worth_archiving(&old);
-    if worth_keeping {
-        let past = crate::sessions::PastSession::from_state(&old);
+    inner.changed.extend([
+        "connection",
+        "totals",
+        "top_gifters",
+        "top_likers",
+        "goals",
+        "streams",
+    ]);
+    for past in ended {
         crate::sessions::queue_ended(&mut inner.ended, past);
     }
-    worth_keeping
+}
+/// One set of counters and leaderboards (the combined one or a stream's).
+struct Board<'a> {
+    totals: &'a mut Totals,
+    gifters: &'a mut HashMap<String, LeaderEntry>,
+    likers: &'a mut HashMap<String, LeaderEntry>,
+    trimmed: &'a mut [bool; 2],
+}
+
+impl Board<'_> {
+    /// Counts the event; false when it counts nowhere.
+    fn fold(&mut self, event: &Event, changed: &mut BTreeSet<&'static str>) -> bool {
+        let t = &mut *self.totals;
+        match &event.kind {
+            EventKind::Comment { .. } => t.comments = t.comments.saturating_add(1),
+            EventKind::Follow => t.follows = t.follows.saturating_add(1),
+            EventKind::Share => t.shares = t.shares.saturating_add(1),
+            EventKind::Join { .. } => t.joins = t.joins.saturating_add(1),
+            EventKind::Like { count, total } => {
+                t.likes = t.likes.saturating_add(*count);
+                t.room_likes = t.room_likes.max(*total);
+                if let Some(user) = &event.user {
+                    add_score(
+                        self.likers,
+                        user,
+                        *count,
+                        &mut self.trimmed[1],
+                        "top likers",
+                    );
+                    changed.insert("top_likers");
+                }
+            }
+            EventKind::Viewers {
+                viewers,
+                total_viewers,
+            } => {
+                t.viewers = *viewers;
+                t.peak_viewers = t.peak_viewers.max(*viewers);
+                t.total_viewers = t.total_viewers.max(*total_viewers);
+            }
+            EventKind::Gift { diamonds_total, .. } => {
+                t.gifts = t.gifts.saturating_add(1);
+                t.diamonds = t.diamonds.saturating_add(*diamonds_total);
+                if let Some(user) = &event.user {
+                    add_score(
+                        self.gifters,
+                        user,
+                        *diamonds_total,
+                        &mut self.trimmed[0],
+                        "top gifters",
+                    );
+                    changed.insert("top_gifters");
+                }
+            }
+            _ => return false,
+        }
+        changed.insert("totals");
+        true
+    }
+}
+
+/// `{name: {totals, top_gifters, top_likers, goals}}` for each stream.
+fn streams(g: &Goals, streams: &BTreeMap<String, StreamState>) -> Value {
+    let mut out = serde_json::Map::new();
+    for (name, s) in streams {
+        out.insert(
+            name.clone(),
+            json!({
+                "totals": s.totals,
+                "top_gifters": leaderboard(&s.gifters),
+                "top_likers": leaderboard(&s.likers),
+                "goals": goals(g, &s.totals),
+            }),
+        );
+    }
+    Value::Object(out)
 }
 
 fn connection(

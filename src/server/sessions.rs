@@ -25,7 +25,7 @@ pub fn routes(relay: Arc<Relay>) -> warp::filters::BoxedFilter<(Response,)> {
     list.or(new).unify().boxed()
 }
 
-/// `{"current": …, "sessions": [newest first], "max": N}`; each entry as
+/// `{"current": [one per stream], "sessions": [newest first], "max": N}`; each entry as
 /// [`crate::sessions::PastSession`] serialises.
 async fn list(relay: Arc<Relay>) -> Response {
     let sessions = relay.sessions.clone();
@@ -44,7 +44,7 @@ async fn list(relay: Arc<Relay>) -> Response {
     }
 }
 
-/// `{"ok": true, "archived": the ended session, or null when it had counted nothing}`.
+/// `{"ok": true, "archived": [the ended sessions that had counted something]}`.
 async fn new_session(origin: guard::RequestOrigin, relay: Arc<Relay>) -> Response {
     if let Err(why) = relay.origin.check_change(&origin) {
         return error_response(StatusCode::FORBIDDEN, &why);

@@ -20,6 +20,7 @@ mod release;
 mod replay;
 mod sessions;
 mod signals;
+mod sources;
 mod streamerbot;
 mod themes_browser;
 mod themes_cli;

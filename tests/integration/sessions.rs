@@ -103,11 +103,12 @@ async fn a_new_live_of_the_same_handle_starts_from_zero_and_lists_the_last_one()
     assert_eq!(now["goals"]["diamonds"]["current"], 0, "{now}");
 
     let listed = sessions(relay.addr).await;
-    assert_eq!(listed["current"]["room_id"], "8888", "{listed}");
+    assert_eq!(listed["current"][0]["room_id"], "8888", "{listed}");
     let past = listed["sessions"].as_array().unwrap();
     assert_eq!(past.len(), 1, "{listed}");
     let last = &past[0];
     assert_eq!(last["unique_id"], "streamer");
+    assert_eq!(last["stream"], "streamer");
     assert_eq!(last["room_id"], "7777");
     assert_eq!(last["source"], "tiktok");
     assert_eq!(last["totals"]["follows"], 1);
@@ -249,10 +250,13 @@ async fn the_new_session_route_archives_the_totals_and_only_the_dashboard_may_ca
         .unwrap();
     assert_eq!(res.status(), 200);
     let body: Value = res.json().await.unwrap();
-    assert_eq!(body["archived"]["totals"]["follows"], 1, "{body}");
-    assert_eq!(body["archived"]["totals"]["diamonds"], 3, "{body}");
+    assert_eq!(body["archived"].as_array().unwrap().len(), 1, "{body}");
+    let archived = &body["archived"][0];
+    assert_eq!(archived["totals"]["follows"], 1, "{body}");
+    assert_eq!(archived["totals"]["diamonds"], 3, "{body}");
+    assert_eq!(archived["stream"], "demo", "{body}");
     assert_eq!(
-        body["archived"]["top_gifters"][0]["user"]["unique_id"],
+        archived["top_gifters"][0]["user"]["unique_id"],
         "test_viewer"
     );
     follows_become(&relay, 0).await;
@@ -278,7 +282,7 @@ async fn the_new_session_route_archives_the_totals_and_only_the_dashboard_may_ca
         .json()
         .await
         .unwrap();
-    assert_eq!(again["archived"], Value::Null, "{again}");
+    assert_eq!(again["archived"], json!([]), "{again}");
     let listed = get_json(relay.url("/api/sessions")).await;
     assert_eq!(listed["sessions"].as_array().unwrap().len(), 1, "{listed}");
 }
@@ -333,7 +337,6 @@ async fn the_dashboard_lists_past_sessions_and_its_button_starts_a_new_one() {
     let base = relay.url("");
     let evil = "<img src=x onerror=\"document.title='pwned'\">";
     for event in [
-        json!({"type": "connected", "unique_id": "streamer"}),
         json!({"type": "follow"}),
         json!({"type": "gift", "count": 3, "user": {"id": "66", "unique_id": "evil", "nickname": evil}}),
     ] {
@@ -351,7 +354,7 @@ async fn the_dashboard_lists_past_sessions_and_its_button_starts_a_new_one() {
     page.wait_for("window.TikRelay && window.TikRelay.connected", WAIT)
         .await;
     page.wait_for(
-        "document.getElementById('session-current').textContent.includes('@streamer')",
+        "document.getElementById('session-current').textContent.includes('demo since')",
         WAIT,
     )
     .await;
@@ -390,7 +393,8 @@ async fn the_dashboard_lists_past_sessions_and_its_button_starts_a_new_one() {
     assert_eq!(cells.len(), 6, "{row}");
     assert_eq!(
         &cells[1..],
-        ["@streamer", "0 min", "1", "3", &format!("{evil} (3 💎)")]
+        // Test events count in the relay's own stream, `demo` here.
+        ["demo", "0 min", "1", "3", &format!("{evil} (3 💎)")]
     );
     let markup = page
         .eval("[document.querySelectorAll('#sessions-list img').length, document.title, document.getElementById('sessions-empty').hidden]")
@@ -485,5 +489,110 @@ alert = { title = "likes {{total}}" }
     assert_eq!(
         titles_until(&base, "likes 105").await,
         ["Test Viewer", "likes 150", "Test Viewer", "likes 105"]
+    );
+}
+
+/// Waits for an event of `stream` with `type` on `ws`.
+async fn event_of(ws: &mut WsClient, stream: &str, ty: &str) -> Value {
+    loop {
+        let msg = ws.next_json().await;
+        if msg["stream"] == stream && msg["type"] == ty {
+            return msg;
+        }
+    }
+}
+
+#[tokio::test]
+async fn with_two_streams_a_new_live_of_one_archives_only_its_session() {
+    use tikrelay::sources::live::{Endpoints, LiveConfig, Target};
+    let live = |fake: &FakeTikTok, target: &str| {
+        let url = fake.url();
+        LiveConfig {
+            target: Target::parse(target).unwrap(),
+            endpoints: Endpoints::new(&url, &url, &url),
+            sign_api_key: None,
+            wait_live: true,
+            timings: crate::support::fake_tiktok::test_timings(),
+        }
+    };
+    let alice = FakeTikTok::start().await;
+    alice.with(|s| s.users.clear());
+    alice.set_live("alice", true, 1111);
+    alice.push_script(vec![msgs(vec![wc::social(
+        100,
+        2,
+        "pm_main_follow_message_viewer_2",
+    )])]);
+    let bob = FakeTikTok::start().await;
+    bob.with(|s| s.users.clear());
+    bob.set_live("bob", true, 2222);
+    bob.push_script(vec![
+        msgs(vec![wc::gift(200, 3, (5760, 5, false), (201, 1, false))]),
+        msgs(vec![wc::control(209, 3)]),
+    ]);
+    bob.push_script(vec![msgs(vec![wc::chat(300, 4, "bob again")])]);
+
+    crate::support::install_crypto();
+    let relay = InProcess::start(&[]).await;
+    let mut ws = WsClient::connect(&relay.ws_url("/ws")).await;
+    ws.next_of_type("hello").await;
+    relay
+        .sources
+        .start_live(live(&alice, "@alice"), None)
+        .unwrap();
+    relay.sources.start_live(live(&bob, "@bob"), None).unwrap();
+    alice.open_gate();
+    bob.open_gate();
+    event_of(&mut ws, "bob", "live_ended").await;
+    // Bob's next LIVE, in a new room.
+    bob.set_live("bob", true, 3333);
+    event_of(&mut ws, "bob", "comment").await;
+    // Alice's follow came before or after; wait for it through the totals.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let state = loop {
+        let state = get_json(relay.url("/api/state")).await;
+        if state["streams"]["alice"]["totals"]["follows"] == 1 {
+            break state;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{state}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let bob_now = &state["streams"]["bob"]["totals"];
+    assert_eq!(
+        (&bob_now["diamonds"], &bob_now["comments"]),
+        (&json!(0), &json!(1)),
+        "{state}"
+    );
+    let t = &state["totals"];
+    assert_eq!(
+        (&t["follows"], &t["diamonds"], &t["comments"]),
+        (&json!(1), &json!(0), &json!(1)),
+        "the combined totals are Alice's session and Bob's new one: {state}"
+    );
+
+    let listed = get_json(relay.url("/api/sessions")).await;
+    let past = listed["sessions"].as_array().unwrap();
+    assert_eq!(past.len(), 1, "{listed}");
+    assert_eq!(past[0]["stream"], "bob");
+    assert_eq!(past[0]["room_id"], "2222");
+    assert_eq!(past[0]["totals"]["diamonds"], 5);
+    let mut rooms: Vec<(String, String)> = listed["current"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["stream"].as_str().unwrap().into(),
+                c["room_id"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    rooms.sort();
+    assert_eq!(
+        rooms,
+        [
+            ("alice".into(), "1111".into()),
+            ("bob".into(), "3333".into())
+        ]
     );
 }
