@@ -185,7 +185,8 @@ pub struct CommonArgs {
     /// on Linux, ~/Library/Application Support/tikrelay on macOS).
     #[arg(long, global = true, env = "TIKRELAY_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
-    /// Start the session totals from zero instead of restoring the saved ones.
+    /// Start the session totals from zero: the saved session is archived (listed on the
+    /// dashboard and in /api/sessions) instead of restored.
     #[arg(long, global = true)]
     pub new_session: bool,
     /// Also serve a TikFinity-compatible event socket on this port (TikFinity's own is 21213; 0

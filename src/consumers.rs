@@ -83,7 +83,7 @@ mod tests {
             w.lock().unwrap().push((follows, h.recent(10).len()));
         });
         let triggers = TriggerEngine::new(config, alerts.clone(), Actions::default());
-        let engine = Arc::new(Engine::new(triggers, alerts, None));
+        let engine = Arc::new(Engine::new(triggers, alerts, None, stats.clone()));
         let consumers = Consumers::new(stats, hub.clone()).with_triggers(engine);
         (consumers, hub, seen)
     }

@@ -18,6 +18,7 @@
 //!   events, in-process listeners (recorder, compatible socket); the [`hub::Publisher`] handle
 //!   the alert queues and the state push send relay messages with.
 //! - [`stats`]: session totals and the state snapshot.
+//! - [`sessions`]: sessions follow the LIVE: where one ends, and the archive of past sessions.
 //! - [`themes`]: the theme registry, theme folders and `theme.json`, handlebars rendering,
 //!   static files, template limits, field validation, hot reload and its
 //!   `reload`/`template_error` messages.
@@ -54,6 +55,7 @@ pub mod persist;
 pub mod pipeline;
 pub mod recorder;
 pub mod server;
+pub mod sessions;
 pub mod signals;
 pub mod sources;
 pub mod stats;

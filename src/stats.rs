@@ -6,7 +6,9 @@
 //!
 //! Every published event passes through [`Stats::apply`], so the snapshot that `/api/state` and
 //! the websocket `hello` carry is always current. Changes are collected per part and pushed as
-//! throttled `state` messages by the hub, so a like storm does not flood overlays.
+//! throttled `state` messages by the hub, so a like storm does not flood overlays. The totals
+//! are one session's (one LIVE's): [`crate::sessions`] says where a session ends, and the ended
+//! one is handed over through [`Stats::take_ended`].
 //!
 //! Memory stays bounded on a stream of any size: each leaderboard keeps at most
 //! [`MAX_LEADERBOARD_ENTRIES`] viewers (when it grows past that, the lowest scores are dropped
@@ -15,6 +17,8 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
+
+use tokio::sync::Notify;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -74,6 +78,13 @@ pub struct SessionState {
     pub totals: Totals,
     pub gifters: HashMap<String, LeaderEntry>,
     pub likers: HashMap<String, LeaderEntry>,
+    /// When this session began (ms since the epoch; 0 before its first event). A session is
+    /// one LIVE: [`crate::sessions`] decides where one ends.
+    #[serde(default)]
+    pub started: i64,
+    /// When the last event was folded in (ms since the epoch), for the session's duration.
+    #[serde(default)]
+    pub updated: i64,
     /// The same counters for each stream on its own.
     #[serde(default)]
     pub streams: BTreeMap<String, StreamState>,
@@ -85,6 +96,10 @@ pub struct StreamState {
     pub totals: Totals,
     pub gifters: HashMap<String, LeaderEntry>,
     pub likers: HashMap<String, LeaderEntry>,
+    /// The stream's session: the LIVE it belongs to and when it began and last counted
+    /// (see [`crate::sessions`]).
+    #[serde(default)]
+    pub session: crate::sessions::StreamSession,
 }
 
 /// Streams kept at most; past that the totals of new streams count only in the combined ones
@@ -99,11 +114,17 @@ struct Inner {
     changed: BTreeSet<&'static str>,
     /// Targets from the config; goals follow the totals.
     goals: Goals,
+    /// Sessions that ended and are not archived yet (taken by [`crate::sessions`]).
+    ended: Vec<crate::sessions::PastSession>,
+    /// How many sessions ended since the relay started.
+    generation: u64,
 }
 
 #[derive(Default)]
 pub struct Stats {
     inner: Mutex<Inner>,
+    /// Woken when a session ends, so its archiver runs.
+    session_ended: Notify,
 }
 
 impl Stats {
@@ -122,8 +143,42 @@ impl Stats {
                 trimmed: [false; 2],
                 changed: BTreeSet::new(),
                 goals: Goals::default(),
+                ended: Vec::new(),
+                generation: 0,
             }),
+            session_ended: Notify::new(),
         }
+    }
+
+    /// Ends the current session now (the dashboard's button, `--new-session`): it is handed to
+    /// the archive and the totals, leaderboards and goals start from zero; the connection stays.
+    /// Returns whether there was anything to archive.
+    pub fn new_session(&self) -> bool {
+        let mut inner = self.inner.lock().expect("stats lock");
+        let ended = crate::sessions::end_all(&mut inner.state, now_ms());
+        let archived = !ended.is_empty();
+        session_ended(&mut inner, ended);
+        drop(inner);
+        if archived {
+            self.session_ended.notify_one();
+        }
+        archived
+    }
+
+    /// The ended sessions not archived yet, oldest first.
+    pub fn take_ended(&self) -> Vec<crate::sessions::PastSession> {
+        std::mem::take(&mut self.inner.lock().expect("stats lock").ended)
+    }
+
+    /// Changes each time a session ends, so consumers with per-session memory (triggers'
+    /// `follow_once_per = "session"`) know to forget it.
+    pub fn session_generation(&self) -> u64 {
+        self.inner.lock().expect("stats lock").generation
+    }
+
+    /// Resolves when a session has ended since the last call (see [`Stats::take_ended`]).
+    pub async fn session_ended(&self) {
+        self.session_ended.notified().await;
     }
 
     /// Sets the goal targets (from the config); the snapshot then carries `goals`.
@@ -145,6 +200,13 @@ impl Stats {
     /// Folds one event into the totals: the combined ones and its stream's.
     pub fn apply(&self, event: &Event) {
         let mut inner = self.inner.lock().expect("stats lock");
+        if let Some(ended) = crate::sessions::track(&mut inner.state, event) {
+            let archived = !ended.is_empty();
+            session_ended(&mut inner, ended);
+            if archived {
+                self.session_ended.notify_one();
+            }
+        }
         let Inner {
             state,
             changed,
@@ -157,7 +219,10 @@ impl Stats {
                 c.state = "connected".into();
                 c.source = event.source.as_str().into();
                 c.unique_id = Some(unique_id.clone()).filter(|u| !u.is_empty());
-                c.room_id = event.room_id.clone();
+                // The room tells sessions apart (crate::sessions): a test event never moves it.
+                if event.source != crate::events::Source::Test && event.room_id.is_some() {
+                    c.room_id = event.room_id.clone();
+                }
                 c.since = event.ts;
                 changed.insert("connection");
             }
@@ -238,6 +303,23 @@ impl Stats {
     }
 }
 
+/// After [`crate::sessions`] ended a session (its counters are reset already): queues what it
+/// archives and marks every part changed, so overlays redraw from zero.
+fn session_ended(inner: &mut Inner, ended: Vec<crate::sessions::PastSession>) {
+    inner.trimmed = [false; 2];
+    inner.generation += 1;
+    inner.changed.extend([
+        "connection",
+        "totals",
+        "top_gifters",
+        "top_likers",
+        "goals",
+        "streams",
+    ]);
+    for past in ended {
+        crate::sessions::queue_ended(&mut inner.ended, past);
+    }
+}
 /// One set of counters and leaderboards (the combined one or a stream's).
 struct Board<'a> {
     totals: &'a mut Totals,

@@ -28,13 +28,13 @@ use crate::config::Config;
 use crate::consumers::Consumers;
 use crate::events::Source;
 use crate::hub::{Audience, Hub, Outbound};
-use crate::persist::{ALERTS_FILE, DataDir, SESSION_FILE, Saver};
+use crate::persist::{ALERTS_FILE, DataDir, Saver};
 use crate::pipeline::{self, Feed};
 use crate::recorder::EventRecorder;
 use crate::server::{self, OriginPolicy, Relay};
+use crate::sessions::Sessions;
 use crate::sources::demo;
 use crate::sources::manager::{SourceManager, SourceSpec};
-use crate::stats::SessionState;
 use crate::stats::Stats;
 use crate::themes::watch::ThemeWatcher;
 use crate::themes::{ThemeRegistry, ThemeSources};
@@ -281,11 +281,9 @@ pub fn start(
     let origin = OriginPolicy::new(addr).with_token(urls::access_token(common, addr));
     let config = Arc::new(load_config(common)?);
     let data = open_data_dir(common, source)?;
-    let session = match &data {
-        Some(d) if !common.new_session => d.load::<SessionState>(SESSION_FILE),
-        _ => None,
-    };
-    let stats = Arc::new(session.map(Stats::from_state).unwrap_or_default());
+    let sessions = Sessions::restore(data.as_ref(), common.new_session);
+    sessions.spawn_archiver();
+    let stats = sessions.stats().clone();
     stats.set_connection(source.as_str(), "starting");
     stats.set_goals(config.goals);
     let hub = Hub::new();
@@ -314,6 +312,7 @@ pub fn start(
         obs,
         limits,
         media,
+        sessions,
     });
     let watcher = watch_themes(&themes, &hub);
     Ok(Running {
@@ -356,7 +355,7 @@ fn start_engine(
     });
     let actions = Actions::spawn(&config);
     let triggers = TriggerEngine::new(config, alerts.clone(), actions);
-    Arc::new(Engine::new(triggers, alerts, saver))
+    Arc::new(Engine::new(triggers, alerts, saver, stats.clone()))
 }
 
 /// Pushes the parts of the totals that changed to overlays as one `state` message every
@@ -490,10 +489,12 @@ impl Running {
         self.print_urls();
         let _watcher = self.watcher;
         let engine = self.engine.clone();
+        let sessions = self.relay.sessions.clone();
         // Save before the server drains its connections: pending alerts and totals must reach
         // the disk even if a client holds the graceful shutdown up.
         let shutdown = async move {
             shutdown.await;
+            sessions.collect();
             engine.save_now();
         };
         let (compat_stop, compat_stopped) = tokio::sync::oneshot::channel::<()>();

@@ -15,6 +15,7 @@ mod interfaces;
 pub mod limits;
 mod media;
 mod obs;
+mod sessions;
 mod sources;
 pub mod state;
 mod test_event;
@@ -64,6 +65,8 @@ pub struct Relay {
     pub limits: Limits,
     /// The image cache behind `/media/…`; `None` when its folder could not be opened.
     pub media: Option<Arc<crate::media::MediaCache>>,
+    /// The current session and the past ones, for `/api/sessions`.
+    pub sessions: Arc<crate::sessions::Sessions>,
 }
 
 /// This PC's addresses other PCs can use (IPv4, not loopback or link-local), for the URLs
@@ -197,6 +200,8 @@ pub fn routes(relay: Arc<Relay>) -> warp::filters::BoxedFilter<(Response,)> {
         .or(overlays)
         .unify()
         .or(obs::route(relay.clone()))
+        .unify()
+        .or(sessions::routes(relay.clone()))
         .unify()
         .or(sources::routes(relay.clone()))
         .unify()

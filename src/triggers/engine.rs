@@ -31,6 +31,8 @@ pub struct TriggerEngine {
     actions: Actions,
     /// Room like total seen so far, for `every_likes`.
     like_total: Option<u64>,
+    /// The stats' session generation this engine's memories belong to.
+    pub(super) session: u64,
 }
 
 impl TriggerEngine {
@@ -46,10 +48,23 @@ impl TriggerEngine {
             alerts,
             actions,
             like_total: None,
+            session: 0,
         }
     }
 
     /// Runs every trigger that matches `event`; returns how many fired.
+    /// A new session (a new LIVE, a new room): `follow_once_per = "session"` forgets who fired,
+    /// and `every_likes` counts the new room's like total from zero.
+    pub fn new_session(&mut self, generation: u64) {
+        self.session = generation;
+        self.like_total = None;
+        for (state, trigger) in self.states.iter_mut().zip(&self.config.triggers) {
+            if trigger.once_per == Some(OncePer::Session) {
+                state.once.clear();
+            }
+        }
+    }
+
     pub fn handle(&mut self, event: &Event, now: Instant) -> usize {
         let like = match event.kind {
             EventKind::Like { count, total } => {

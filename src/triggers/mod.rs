@@ -93,6 +93,8 @@ pub struct Engine {
     pub alerts: Arc<AlertQueues>,
     pub saver: Option<Arc<Saver>>,
     triggers: Mutex<TriggerEngine>,
+    /// Where sessions begin ([`crate::sessions`]); the stats see each event first.
+    stats: Arc<crate::stats::Stats>,
 }
 
 impl Engine {
@@ -100,21 +102,26 @@ impl Engine {
         triggers: TriggerEngine,
         alerts: Arc<AlertQueues>,
         saver: Option<Arc<Saver>>,
+        stats: Arc<crate::stats::Stats>,
     ) -> Engine {
         Engine {
             alerts,
             saver,
             triggers: Mutex::new(triggers),
+            stats,
         }
     }
 
     /// Runs the triggers `event` matches (the pipeline's second consumer, after stats).
     pub fn handle(&self, event: &Event) -> usize {
-        let fired = self
-            .triggers
-            .lock()
-            .expect("triggers lock")
-            .handle(event, Instant::now());
+        let mut triggers = self.triggers.lock().expect("triggers lock");
+        // The stats saw the event first: a new room there is a new session here too.
+        let generation = self.stats.session_generation();
+        if generation != triggers.session {
+            triggers.new_session(generation);
+        }
+        let fired = triggers.handle(event, Instant::now());
+        drop(triggers);
         // Totals changed too (stats saw the event first).
         if let Some(saver) = &self.saver {
             saver.mark_dirty();

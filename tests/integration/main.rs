@@ -22,6 +22,7 @@ mod release;
 mod replay;
 mod roles_wire;
 mod schema;
+mod sessions;
 mod signals;
 mod sources;
 mod sources_pages;

@@ -663,6 +663,8 @@ pub struct LiveOpts {
     pub api_key: Option<String>,
     pub record: tikrelay::app::RecordPaths,
     pub timings: tikrelay::sources::live::Timings,
+    /// `--data-dir`; `None` gives the relay a fresh temp folder (never the user's own).
+    pub data_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for LiveOpts {
@@ -673,6 +675,7 @@ impl Default for LiveOpts {
             api_key: None,
             record: Default::default(),
             timings: test_timings(),
+            data_dir: None,
         }
     }
 }
@@ -684,6 +687,8 @@ pub struct LiveRelay {
     pub ws: super::WsClient,
     task: Option<tokio::task::JoinHandle<Result<(), tikrelay::app::AppError>>>,
     stop: Option<oneshot::Sender<()>>,
+    /// The temp data dir when the test gave none.
+    _data_dir: Option<tempfile::TempDir>,
 }
 
 impl LiveRelay {
@@ -701,7 +706,16 @@ impl LiveRelay {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
-        let common = super::common_args(&[]);
+        let temp_dir = opts
+            .data_dir
+            .is_none()
+            .then(|| tempfile::tempdir().expect("temp dir"));
+        let data_dir = opts
+            .data_dir
+            .clone()
+            .or_else(|| temp_dir.as_ref().map(|d| d.path().to_path_buf()))
+            .expect("a data dir");
+        let common = super::common_args(&["--data-dir", data_dir.to_str().expect("utf-8 path")]);
         let record = opts.record;
         let exit_on_end = opts.exit_on_end;
         let task = tokio::spawn(async move {
@@ -727,6 +741,7 @@ impl LiveRelay {
             ws,
             task: Some(task),
             stop: Some(stop),
+            _data_dir: temp_dir,
         }
     }
 
