@@ -4,6 +4,7 @@
 //! relay prints (`urls`). Errors carry the exit code DESIGN.md gives.
 
 mod check;
+mod config;
 mod live;
 mod replay;
 mod urls;
@@ -23,6 +24,7 @@ use tokio::sync::mpsc;
 
 use crate::cli::{Cli, Command, CommonArgs};
 use crate::config::Config;
+use crate::config::current::ConfigState;
 use crate::events::Source;
 use crate::events::normalise::Normaliser;
 use crate::hub::Hub;
@@ -68,9 +70,10 @@ impl AppError {
 }
 
 pub async fn run(
-    cli: Cli,
+    mut cli: Cli,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), AppError> {
+    config::resolve(&mut cli);
     match cli.command {
         Command::Demo(args) => {
             let options = demo::DemoOptions {
@@ -93,7 +96,8 @@ pub async fn run(
         Command::Check(_) => check(&cli.common),
         Command::Theme(crate::cli::ThemeCommand::New { dir }) => check::theme_new(&dir),
         Command::Live(args) => {
-            let config = live_config(&args)?;
+            let mut config = live_config(&args)?;
+            config::sign_key_from_file(&mut config, &cli.common);
             let listener = bind(&cli.common).await?;
             let record = RecordPaths {
                 frames: args.record.clone(),
@@ -245,6 +249,10 @@ pub struct Running {
     relay: Arc<Relay>,
     /// Hot reload of `--overlays`/`--templates`; lives as long as the server.
     watcher: Option<ThemeWatcher>,
+    /// Hot reload of the config file; lives as long as the server.
+    config_watcher: Option<crate::config::watch::ConfigWatcher>,
+    /// The config in use, reloaded when its file is saved.
+    pub config: Arc<ConfigState>,
     /// Alert queues, triggers and the data dir saver.
     pub engine: Arc<Engine>,
     /// The TikFinity-compatible socket's address, when it is open.
@@ -266,6 +274,7 @@ pub fn start(
     let limits = server_limits(common)?;
     let origin = OriginPolicy::new(addr).with_token(urls::access_token(common, addr));
     let config = Arc::new(load_config(common)?);
+    let config_state = ConfigState::new(common.config.clone(), config.clone());
     let data = open_data_dir(common, source)?;
     let session = match &data {
         Some(d) if !common.new_session => d.load::<SessionState>(SESSION_FILE),
@@ -307,8 +316,11 @@ pub fn start(
         alerts: engine.alerts.clone(),
         obs,
         limits,
+        config: config_state.clone(),
+        engine: engine.clone(),
     });
     let watcher = watch_themes(&themes, &hub);
+    let config_watcher = config::follow(&config_state, &engine, &hub);
     Ok(Running {
         addr,
         hub,
@@ -316,6 +328,8 @@ pub fn start(
         listener,
         relay,
         watcher,
+        config_watcher,
+        config: config_state,
         engine,
         compat_addr: compat.as_ref().and_then(|(l, _)| l.local_addr().ok()),
         compat,
@@ -407,6 +421,7 @@ impl Running {
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) {
         self.print_urls();
         let _watcher = self.watcher;
+        let _config_watcher = self.config_watcher;
         let engine = self.engine.clone();
         // Save before the server drains its connections: pending alerts and totals must reach
         // the disk even if a client holds the graceful shutdown up.
