@@ -393,3 +393,68 @@ async fn the_dashboard_lists_triggers_and_its_test_buttons_fire_them() {
     );
     browser.close().await;
 }
+
+/// `live` with the fake TikTok, whose sign server refuses (so the run ends at once); returns
+/// the key each sign request carried and the relay's stderr.
+async fn sign_keys_sent(config: &Path, extra: &[&str]) -> (Vec<Option<String>>, String) {
+    use crate::support::fake_tiktok::{FakeTikTok, SignReply};
+    let fake = FakeTikTok::start().await;
+    fake.open_gate();
+    fake.push_sign(SignReply::Status {
+        status: 403,
+        headers: vec![],
+        body: r#"{"message":"This endpoint requires an API key"}"#.into(),
+    });
+    let url = fake.url();
+    let mut args: Vec<String> = [
+        "live",
+        "@streamer",
+        "--port",
+        "0",
+        "--tiktok-web-url",
+        &url,
+        "--tiktok-webcast-url",
+        &url,
+        "--sign-url",
+        &url,
+        "--config",
+        config.to_str().unwrap(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let out = tokio::task::spawn_blocking(move || {
+        crate::support::binary_command()
+            .args(&args)
+            .env("RUST_LOG", "debug")
+            .env_remove("TIKRELAY_SIGN_API_KEY")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    let keys = fake.with(|s| s.sign_calls.iter().map(|(_, k)| k.clone()).collect());
+    (keys, String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_sends_the_stored_sign_key_and_the_flag_wins_over_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("tikrelay.toml");
+    let key = "stored_SECRET_key_0123456789";
+    std::fs::write(
+        &file,
+        format!(
+            "{}sign_api_key = \"{key}\"\n",
+            tikrelay::config::DEFAULT_CONFIG
+        ),
+    )
+    .unwrap();
+    let (keys, log) = sign_keys_sent(&file, &[]).await;
+    assert_eq!(keys, [Some(key.to_string())], "sent as X-Api-Key; {log}");
+    assert!(!log.contains("SECRET"), "{log}");
+    let (keys, _) = sign_keys_sent(&file, &["--sign-api-key", "flag-key"]).await;
+    assert_eq!(keys, [Some("flag-key".to_string())]);
+}
