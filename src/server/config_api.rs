@@ -182,3 +182,40 @@ async fn set_sign_key(
 }
 
 const KEY_SHAPE: &str = "send a JSON object like {\"key\": \"your-api-key\"}";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::events::EventKind;
+
+    #[test]
+    fn every_trigger_gets_a_test_event_of_its_type_that_meets_its_conditions() {
+        for ty in crate::events::EVENT_TYPES {
+            let text = format!("[[trigger]]\non = \"{ty}\"\nalert = {{ title = \"x\" }}\n");
+            let Ok(config) = Config::parse(&text, "t") else {
+                continue;
+            };
+            let event = complete_test_event(test_event_for(&config.triggers[0]))
+                .unwrap_or_else(|e| panic!("{ty}: {e}"));
+            assert_eq!(event.type_name(), *ty);
+        }
+        let config = Config::parse(
+            "[[trigger]]\non = \"gift\"\ngift = \"big lion\"\nmin_count = 3\nmin_diamonds = 100\nalert = { title = \"x\" }\n",
+            "t",
+        )
+        .unwrap();
+        let event = complete_test_event(test_event_for(&config.triggers[0])).unwrap();
+        let EventKind::Gift {
+            gift,
+            count,
+            diamonds_total,
+            ..
+        } = event.kind
+        else {
+            panic!("not a gift")
+        };
+        assert_eq!((gift.name.as_str(), count), ("Big Lion", 3));
+        assert!(diamonds_total >= 100, "{diamonds_total}");
+    }
+}

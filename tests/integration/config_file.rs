@@ -372,6 +372,15 @@ async fn the_dashboard_lists_triggers_and_its_test_buttons_fire_them() {
         )
         .await;
     let shown = shown.as_str().unwrap().to_string();
+    let shots = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"))
+        .join("screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    page.eval("document.getElementById('config-panel').scrollIntoView()")
+        .await;
+    page.screenshot(&shots.join("dashboard-config-error.png"))
+        .await;
     assert!(
         shown.contains(&format!("{}:3:", file.display())) && shown.contains("titel"),
         "{shown}"
@@ -457,4 +466,53 @@ async fn live_sends_the_stored_sign_key_and_the_flag_wins_over_it() {
     assert!(!log.contains("SECRET"), "{log}");
     let (keys, _) = sign_keys_sent(&file, &["--sign-api-key", "flag-key"]).await;
     assert_eq!(keys, [Some("flag-key".to_string())]);
+}
+
+/// Waits until the RCON server has run `cmd`.
+async fn wait_for_rcon(server: &crate::support::rcon_server::TestServer, cmd: &str) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !server.log().iter().any(|c| c == cmd) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "RCON never ran {cmd:?}: {:?}",
+            server.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rcon_settings_and_commands_added_while_running_take_effect() {
+    use crate::support::rcon_server::{ServerOptions, TestServer};
+    let first = TestServer::start("pw1", ServerOptions::default()).await;
+    let second = TestServer::start("pw2", ServerOptions::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("tikrelay.toml");
+    std::fs::write(
+        &file,
+        "[[trigger]]\non = \"follow\"\nalert = { title = \"x\" }\n",
+    )
+    .unwrap();
+    let relay = InProcess::start(&["--config", file.to_str().unwrap()]).await;
+    let base = relay.url("");
+    let mut ws = WsClient::connect(&relay.ws_url("/ws")).await;
+    ws.next_of_type("hello").await;
+
+    // An [rcon] table and a command added while running: the worker starts.
+    let with_rcon = |addr: &str, pw: &str, cmd: &str| {
+        format!(
+            "[rcon]\naddr = \"{addr}\"\npassword = \"{pw}\"\n[[trigger]]\non = \"follow\"\nrcon = [\"{cmd}\"]\n"
+        )
+    };
+    std::fs::write(&file, with_rcon(&first.addr(), "pw1", "say first")).unwrap();
+    assert_eq!(next_config(&mut ws).await["ok"], json!(true));
+    assert_eq!(post_test_event(&base, json!({"type": "follow"})).await, 200);
+    wait_for_rcon(&first, "say first").await;
+
+    // Another server in the file: the worker is replaced, commands go there.
+    std::fs::write(&file, with_rcon(&second.addr(), "pw2", "say second")).unwrap();
+    assert_eq!(next_config(&mut ws).await["ok"], json!(true));
+    assert_eq!(post_test_event(&base, json!({"type": "follow"})).await, 200);
+    wait_for_rcon(&second, "say second").await;
+    assert!(!first.log().iter().any(|c| c == "say second"));
 }
