@@ -482,7 +482,7 @@ async fn wait_for_rcon(server: &crate::support::rcon_server::TestServer, cmd: &s
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rcon_settings_and_commands_added_while_running_take_effect() {
+async fn goals_rcon_settings_and_commands_added_while_running_take_effect() {
     use crate::support::rcon_server::{ServerOptions, TestServer};
     let first = TestServer::start("pw1", ServerOptions::default()).await;
     let second = TestServer::start("pw2", ServerOptions::default()).await;
@@ -501,13 +501,15 @@ async fn rcon_settings_and_commands_added_while_running_take_effect() {
     // An [rcon] table and a command added while running: the worker starts.
     let with_rcon = |addr: &str, pw: &str, cmd: &str| {
         format!(
-            "[rcon]\naddr = \"{addr}\"\npassword = \"{pw}\"\n[[trigger]]\non = \"follow\"\nrcon = [\"{cmd}\"]\n"
+            "[goals]\nfollows = 7\n[rcon]\naddr = \"{addr}\"\npassword = \"{pw}\"\n[[trigger]]\non = \"follow\"\nrcon = [\"{cmd}\"]\n"
         )
     };
     std::fs::write(&file, with_rcon(&first.addr(), "pw1", "say first")).unwrap();
     assert_eq!(next_config(&mut ws).await["ok"], json!(true));
     assert_eq!(post_test_event(&base, json!({"type": "follow"})).await, 200);
     wait_for_rcon(&first, "say first").await;
+    let state = get_json(format!("{base}/api/state")).await;
+    assert_eq!(state["goals"]["follows"]["target"], json!(7), "{state}");
 
     // Another server in the file: the worker is replaced, commands go there.
     std::fs::write(&file, with_rcon(&second.addr(), "pw2", "say second")).unwrap();
