@@ -211,7 +211,18 @@ impl ConfigState {
 
 /// `{"set": bool, "masked": "••••••3f9a" | null}`: all any API shows of the key.
 pub fn masked(key: Option<&str>) -> Value {
-    json!({"set": key.is_some(), "masked": key.map(super::mask_key)})
+    json!({"set": key.is_some(), "masked": key.map(mask_key)})
+}
+
+/// A secret as APIs may show it: whether it is set and at most its last 4 characters (none of
+/// a short one), e.g. `••••••3f9a`.
+pub fn mask_key(key: &str) -> String {
+    let chars: Vec<char> = key.chars().collect();
+    if chars.len() < 16 {
+        return "••••••".to_string();
+    }
+    let tail: String = chars[chars.len() - 4..].iter().collect();
+    format!("••••••{tail}")
 }
 
 #[cfg(test)]

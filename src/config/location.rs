@@ -65,7 +65,10 @@ pub fn create_if_missing(path: &Path) -> Result<bool, CreateError> {
     };
     let text = if cfg!(windows) {
         // Notepad copes with LF today, but older editors show one long line.
-        super::DEFAULT_CONFIG.replace('\n', "\r\n")
+        // (A checkout with autocrlf may already have CRLF in the embedded text.)
+        super::DEFAULT_CONFIG
+            .replace("\r\n", "\n")
+            .replace('\n', "\r\n")
     } else {
         super::DEFAULT_CONFIG.to_string()
     };
