@@ -72,7 +72,11 @@ pub fn set_sign_api_key(path: &Path, key: &str) -> Result<(), EditError> {
         };
         live.insert("sign_api_key", toml_edit::value(key));
     }
-    let new_text = doc.to_string();
+    let mut new_text = doc.to_string();
+    if text.contains("\r\n") {
+        // toml_edit writes LF; a file with Windows line endings keeps them.
+        new_text = new_text.replace("\r\n", "\n").replace('\n', "\r\n");
+    }
     // The edit must leave a config the relay accepts (it reloads it at once).
     Config::parse(&new_text, &file)?;
     write_atomic(path, new_text.as_bytes()).map_err(|source| EditError::Write { file, source })
@@ -131,6 +135,21 @@ mod tests {
         set_sign_api_key(&path, "").unwrap();
         let config = Config::parse(&std::fs::read_to_string(&path).unwrap(), "t").unwrap();
         assert_eq!(config.sign_api_key, None);
+    }
+
+    #[test]
+    fn windows_line_endings_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tikrelay.toml");
+        let crlf = super::super::DEFAULT_CONFIG.replace('\n', "\r\n");
+        std::fs::write(&path, &crlf).unwrap();
+        set_sign_api_key(&path, "key_0123456789abcdef").unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.matches('\n').count(), text.matches("\r\n").count());
+        assert_eq!(
+            text,
+            format!("{crlf}sign_api_key = \"key_0123456789abcdef\"\r\n")
+        );
     }
 
     #[test]
