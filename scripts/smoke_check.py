@@ -2,7 +2,8 @@
 """Smoke test of a built tikrelay binary: what a user sees on the first start.
 
 Checks `--version` (version and this checkout's commit), `check --config` on the example config,
-then twice `demo --port 0`: the listening line, /healthz, the websocket hello and events, an
+then twice `demo --port 0` (the first creates the commented config file where users look for
+it, e.g. %APPDATA%\\tikrelay\\tikrelay.toml): the listening line, /healthz, the websocket hello and events, an
 overlay page, the data dir (under %APPDATA%\\tikrelay on Windows), a clean stop with exit code 0
 and the session totals saved; the second start restores them.
 
@@ -65,6 +66,8 @@ class Mode:
             self.data = os.path.join(
                 wine_prefix, "drive_c", "users", user, "AppData", "Roaming", "tikrelay"
             )
+            # The config file the first start creates: %APPDATA%\tikrelay\tikrelay.toml.
+            self.config = os.path.join(self.data, "tikrelay.toml")
             # What the relay itself sees and logs: %APPDATA%\tikrelay.
             self.logged_data = re.compile(
                 r"C:\\users\\[^\\]+\\AppData\\Roaming\\tikrelay\\demo", re.I
@@ -79,6 +82,7 @@ class Mode:
             self.command = [exe]
             # The real per-user folder of this (throwaway CI) account: the default is the check.
             self.data = os.path.join(os.environ["APPDATA"], "tikrelay")
+            self.config = os.path.join(self.data, "tikrelay.toml")
             self.logged_data = re.compile(re.escape(os.path.join(self.data, "demo")), re.I)
             # Ctrl-C is disabled in a new process group; Ctrl-Break reaches it, and the relay
             # treats it like Ctrl-C.
@@ -91,6 +95,15 @@ class Mode:
             # Never the real per-user folder on a developer's machine.
             self.data = os.path.join(work, "data")
             env["TIKRELAY_DATA_DIR"] = self.data
+            # Nor the real per-user config file (Linux: XDG_CONFIG_HOME, macOS: HOME).
+            env["XDG_CONFIG_HOME"] = os.path.join(work, "config")
+            env["HOME"] = os.path.join(work, "home")
+            if sys.platform == "darwin":
+                self.config = os.path.join(
+                    work, "home", "Library", "Application Support", "tikrelay", "tikrelay.toml"
+                )
+            else:
+                self.config = os.path.join(work, "config", "tikrelay", "tikrelay.toml")
             self.logged_data = re.compile(re.escape(os.path.join(self.data, "demo")))
             self.stop = lambda proc: proc.send_signal(signal.SIGINT)
             self.stop_log = "Ctrl-C: shutting down"
@@ -402,7 +415,10 @@ def main():
         try:
             run_version(mode, repo)
             run_check(mode, repo)
+            if os.path.exists(mode.config):
+                raise Failure(f"{mode.config} exists before the first start")
             first = run_demo(mode)
+            run_config_created(mode, repo)
             # A second start loads what the first saved (a file replaced by rename while the
             # first ran, the step Windows is strict about) and goes on from there.
             run_demo(mode, restored=first)
@@ -413,6 +429,20 @@ def main():
             print(f"FAIL: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
             return 1
     return 0
+
+
+def run_config_created(mode, repo):
+    """The first start wrote the built-in config, comments included, where users look."""
+    try:
+        with open(mode.config, "rb") as f:
+            text = f.read().decode("utf-8").replace("\r\n", "\n")
+    except OSError as e:
+        raise Failure(f"the first start did not create the config file {mode.config}: {e}")
+    with open(os.path.join(repo, "src", "config", "default.toml"), "rb") as f:
+        want = f.read().decode("utf-8").replace("\r\n", "\n")
+    if text != want:
+        raise Failure(f"{mode.config} is not the built-in config:\n{text[:500]}")
+    ok(f"config file created: {mode.config}")
 
 
 if __name__ == "__main__":

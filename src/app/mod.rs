@@ -6,6 +6,7 @@
 //! relay prints (`urls`). Errors carry the exit code DESIGN.md gives.
 
 mod check;
+mod config;
 mod live;
 mod replay;
 mod urls;
@@ -25,6 +26,7 @@ use tokio::net::TcpListener;
 use crate::alerts::{AlertQueues, SavedAlerts};
 use crate::cli::{Cli, Command, CommonArgs};
 use crate::config::Config;
+use crate::config::current::ConfigState;
 use crate::consumers::Consumers;
 use crate::events::Source;
 use crate::hub::{Audience, Hub, Outbound};
@@ -71,9 +73,10 @@ impl AppError {
 }
 
 pub async fn run(
-    cli: Cli,
+    mut cli: Cli,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), AppError> {
+    config::resolve(&mut cli);
     match cli.command {
         Command::Demo(args) => {
             let options = demo::DemoOptions {
@@ -101,7 +104,10 @@ pub async fn run(
         Command::Check(_) => check(&cli.common),
         Command::Theme(crate::cli::ThemeCommand::New { dir }) => check::theme_new(&dir),
         Command::Live(args) => {
-            let config = live_config(&cli.common, &args)?;
+            let mut config = live_config(&cli.common, &args)?;
+            for one in &mut config {
+                config::sign_key_from_file(one, &cli.common);
+            }
             let listener = bind(&cli.common).await?;
             let record = RecordPaths {
                 frames: args.record.clone(),
@@ -259,6 +265,10 @@ pub struct Running {
     relay: Arc<Relay>,
     /// Hot reload of `--overlays`/`--templates`; lives as long as the server.
     watcher: Option<ThemeWatcher>,
+    /// Hot reload of the config file; lives as long as the server.
+    config_watcher: Option<crate::config::watch::ConfigWatcher>,
+    /// The config in use, reloaded when its file is saved.
+    pub config: Arc<ConfigState>,
     /// Alert queues, triggers and the data dir saver.
     pub engine: Arc<Engine>,
     /// The TikFinity-compatible socket's address, when it is open.
@@ -280,6 +290,7 @@ pub fn start(
     let limits = server_limits(common)?;
     let origin = OriginPolicy::new(addr).with_token(urls::access_token(common, addr));
     let config = Arc::new(load_config(common)?);
+    let config_state = ConfigState::new(common.config.clone(), config.clone());
     let data = open_data_dir(common, source)?;
     let sessions = Sessions::restore(data.as_ref(), common.new_session);
     sessions.spawn_archiver();
@@ -313,8 +324,11 @@ pub fn start(
         limits,
         media,
         sessions,
+        config: config_state.clone(),
+        engine: engine.clone(),
     });
     let watcher = watch_themes(&themes, &hub);
+    let config_watcher = config::follow(&config_state, &engine, &stats, &hub);
     Ok(Running {
         addr,
         hub,
@@ -324,6 +338,8 @@ pub fn start(
         listener,
         relay,
         watcher,
+        config_watcher,
+        config: config_state,
         engine,
         compat_addr: compat.as_ref().and_then(|(l, _)| l.local_addr().ok()),
         compat,
@@ -488,6 +504,7 @@ impl Running {
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) {
         self.print_urls();
         let _watcher = self.watcher;
+        let _config_watcher = self.config_watcher;
         let engine = self.engine.clone();
         let sessions = self.relay.sessions.clone();
         // Save before the server drains its connections: pending alerts and totals must reach

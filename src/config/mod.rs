@@ -10,8 +10,14 @@
 //! instead. Without a file, [`DEFAULT_CONFIG`] gives follow, share and gift alerts on the queue
 //! `main`.
 
+pub mod current;
+pub mod edit;
+pub mod location;
 mod raw;
 mod validate;
+pub mod watch;
+
+pub use location::default_path;
 
 pub(crate) use raw::RawWebhooks;
 pub(crate) use validate::delivery;
@@ -28,33 +34,9 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::triggers::streamerbot::{StreamerbotAction, StreamerbotSettings};
 
-/// The built-in config, used when no `--config` is given.
-pub const DEFAULT_CONFIG: &str = r#"# tikrelay built-in config: follow, share and gift alerts on queue "main".
-[queues.main]
-default_duration_ms = 5000
-max_pending = 100
-
-[[trigger]]
-name = "follow"
-on = "follow"
-alert = { queue = "main", title = "{{name}}", subtitle = "followed you!" }
-
-[[trigger]]
-name = "share"
-on = "share"
-alert = { queue = "main", title = "{{name}}", subtitle = "shared the LIVE!" }
-
-[[trigger]]
-name = "gift"
-on = "gift"
-alert = { queue = "main", duration_ms = 6000, title = "{{name}}", subtitle = "sent {{gift.name}}{{#if (gt count 1)}} x{{count}}{{/if}}", image = "{{gift.image_url}}" }
-
-[goals]
-likes = 10000
-follows = 100
-shares = 50
-diamonds = 1000
-"#;
+/// The built-in config: used when no config file is found, and written (comments included) as
+/// the per-user config file on the first start (see [`location`]).
+pub const DEFAULT_CONFIG: &str = include_str!("default.toml");
 
 /// Queue used by alerts that name none; always defined.
 pub const MAIN_QUEUE: &str = "main";
@@ -222,6 +204,18 @@ pub struct Goals {
     pub shares: Option<u64>,
 }
 
+/// A sound or image file an alert names, and where (for `tikrelay check`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlertFile {
+    /// Index of the trigger in [`Config::triggers`].
+    pub trigger: usize,
+    /// `sound` or `image`.
+    pub var: &'static str,
+    pub path: String,
+    pub line: usize,
+    pub column: usize,
+}
+
 /// A validated config, ready to run.
 pub struct Config {
     /// The file it came from, or `built-in default`.
@@ -239,6 +233,12 @@ pub struct Config {
     pub obs: crate::obs::ObsSettings,
     /// `[media]`: the image cache's cap and extra allowed hosts.
     pub media: crate::media::MediaSettings,
+    /// `[live] sign_api_key`: the sign server's API key (the flag and environment variable
+    /// win). Secret: left out of `Debug`, never logged, masked by every API
+    /// ([`current::mask_key`]).
+    pub sign_api_key: Option<String>,
+    /// The sound and image files alerts name literally (not as a template), for `check`.
+    pub alert_files: Vec<AlertFile>,
     /// Alert texts and RCON commands: rendered raw (no HTML escaping; pages insert text with
     /// textContent, and RCON context strings are made safe before rendering).
     pub text_templates: Handlebars<'static>,
@@ -391,6 +391,12 @@ impl Config {
             compat_port: raw.compat.map(|c| c.port),
             obs,
             media,
+            sign_api_key: raw
+                .live
+                .and_then(|l| l.sign_api_key)
+                .map(|k| k.trim().to_string())
+                .filter(|k| !k.is_empty()),
+            alert_files: Vec::new(),
             text_templates: text_registry(),
             json_templates: json_registry(),
         };

@@ -25,6 +25,14 @@ pub(super) struct RawConfig {
     pub(super) compat: Option<RawCompat>,
     pub(super) obs: Option<crate::obs::config::RawObs>,
     pub(super) media: Option<crate::media::config::RawMedia>,
+    pub(super) live: Option<RawLive>,
+}
+
+/// `[live]`: settings of the TikTok LIVE client kept in the file.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawLive {
+    pub(super) sign_api_key: Option<String>,
 }
 
 #[derive(Deserialize)]

@@ -9,6 +9,7 @@
 //! `Cache-Control: no-store` because OBS caches aggressively.
 
 mod accept;
+mod config_api;
 pub mod guard;
 pub mod headers;
 mod interfaces;
@@ -67,6 +68,10 @@ pub struct Relay {
     pub media: Option<Arc<crate::media::MediaCache>>,
     /// The current session and the past ones, for `/api/sessions`.
     pub sessions: Arc<crate::sessions::Sessions>,
+    /// The config in use and its file, for the dashboard's config panel.
+    pub config: Arc<crate::config::current::ConfigState>,
+    /// The trigger engine, for the per-trigger test buttons.
+    pub engine: Arc<crate::triggers::Engine>,
 }
 
 /// This PC's addresses other PCs can use (IPv4, not loopback or link-local), for the URLs
@@ -206,6 +211,8 @@ pub fn routes(relay: Arc<Relay>) -> warp::filters::BoxedFilter<(Response,)> {
         .or(sources::routes(relay.clone()))
         .unify()
         .or(media::route(relay.clone()))
+        .unify()
+        .or(config_api::routes(relay.clone()))
         .unify()
         .recover(rejection)
         .unify()

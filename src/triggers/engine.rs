@@ -16,7 +16,7 @@ use crate::config::{Config, OncePer, Trigger};
 use crate::events::{Event, EventKind};
 
 #[derive(Default)]
-struct TriggerState {
+pub(super) struct TriggerState {
     last: Option<Instant>,
     per_user: HashMap<String, Instant>,
     /// Viewers that fired a `follow_once_per` trigger, and when.
@@ -25,10 +25,10 @@ struct TriggerState {
 
 /// Matches events against the configured triggers and hands out their actions.
 pub struct TriggerEngine {
-    config: Arc<Config>,
-    states: Vec<TriggerState>,
+    pub(super) config: Arc<Config>,
+    pub(super) states: Vec<TriggerState>,
     alerts: Arc<AlertQueues>,
-    actions: Actions,
+    pub(super) actions: Actions,
     /// Room like total seen so far, for `every_likes`.
     like_total: Option<u64>,
     /// The stats' session generation this engine's memories belong to.
@@ -52,7 +52,6 @@ impl TriggerEngine {
         }
     }
 
-    /// Runs every trigger that matches `event`; returns how many fired.
     /// A new session (a new LIVE, a new room): `follow_once_per = "session"` forgets who fired,
     /// and `every_likes` counts the new room's like total from zero.
     pub fn new_session(&mut self, generation: u64) {
@@ -65,6 +64,7 @@ impl TriggerEngine {
         }
     }
 
+    /// Runs every trigger that matches `event`; returns how many fired.
     pub fn handle(&mut self, event: &Event, now: Instant) -> usize {
         let like = match event.kind {
             EventKind::Like { count, total } => {
@@ -141,7 +141,7 @@ impl TriggerEngine {
         fired
     }
 
-    fn fire(&self, trigger: &Trigger, event: &Event, units: u64) {
+    pub(super) fn fire(&self, trigger: &Trigger, event: &Event, units: u64) {
         let config = &self.config;
         if let Some(alert) = &trigger.alert {
             let ctx = context(event, trigger, units, 1, false);

@@ -31,6 +31,7 @@
 pub mod engine;
 mod matching;
 pub mod rcon;
+mod reload;
 pub mod safe;
 pub mod streamerbot;
 pub mod webhook;

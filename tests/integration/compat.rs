@@ -532,7 +532,7 @@ async fn the_binary_prints_the_compat_url_and_serves_the_demo_stream() {
 async fn a_port_in_use_is_a_clear_error() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port().to_string();
-    let out = std::process::Command::new(crate::support::binary())
+    let out = crate::support::binary_command()
         .args(["demo", "--port", "0", "--compat-port", &port])
         .env("TIKRELAY_DATA_DIR", tempfile::tempdir().unwrap().path())
         .output()

@@ -125,7 +125,7 @@ async fn ctrl_c_ends_the_demo_cleanly_even_with_overlays_connected() {
 async fn a_port_in_use_is_a_clear_error_with_exit_code_2() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port().to_string();
-    let out = std::process::Command::new(crate::support::binary())
+    let out = crate::support::binary_command()
         .args(["demo", "--port", &port])
         .output()
         .unwrap();
