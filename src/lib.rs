@@ -23,6 +23,7 @@
 //! - [`obs`]: OBS scene, source and text actions over obs-websocket v5 (client and worker).
 //! - [`alerts`]: named alert queues, one alert playing at a time per queue.
 //! - [`persist`]: the data dir where pending alerts and totals survive a restart.
+//! - [`setup`]: the saved setup (handles, config, port) that `tikrelay` without a command uses.
 //! - [`signals`]: the stop signals that end the relay cleanly (Ctrl-C, SIGTERM, SIGHUP, the
 //!   Windows console events).
 //! - [`fuzzing`]: one entry point per fuzz target (`fuzz/`), replayed by `cargo test` too.
@@ -43,6 +44,7 @@ pub mod persist;
 pub mod pipeline;
 pub mod recorder;
 pub mod server;
+pub mod setup;
 pub mod signals;
 pub mod sources;
 pub mod stats;

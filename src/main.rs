@@ -1,14 +1,25 @@
 //! The `tikrelay` binary: parse the command line, set up logging and TLS, run, and map the
 //! outcome to an exit code (0 clean end, 2 bad usage or invalid config/theme, 3 stream
-//! unreachable).
+//! unreachable). Started without arguments from a console of its own (a double-click on
+//! Windows), a failure waits for Enter so the window does not close before it can be read.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use clap::Parser;
 use tikrelay::{app, cli::Cli, signals};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let double_clicked = cfg!(windows) && std::env::args_os().len() == 1;
+    let code = run();
+    if code != ExitCode::SUCCESS && double_clicked && std::io::stdin().is_terminal() {
+        eprintln!("press Enter to close this window");
+        let _ = std::io::stdin().read_line(&mut String::new());
+    }
+    code
+}
+
+fn run() -> ExitCode {
+    let cli = Cli::parse_args();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(cli.common.log_filter()));
     // Logs go to stderr: stdout carries the listening line that scripts and tests read.

@@ -51,6 +51,11 @@ pub async fn live(
         None => None,
     };
     let running = start(listener, common, Source::Tiktok)?;
+    super::saved::remember_on_connect(
+        &running.hub,
+        &running.relay.setup,
+        vec![config.target.to_string()],
+    );
     let events = record_events(record.events.as_deref(), &running.hub)?;
     let input = running.input.clone();
     let server = Served::spawn(running);

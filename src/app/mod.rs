@@ -3,14 +3,17 @@
 //! the commands' own bodies live beside it (`check`, `live`, `replay`), as does what a starting
 //! relay prints (`urls`). Errors carry the exit code DESIGN.md gives.
 
+mod browser;
 mod check;
 mod live;
 mod replay;
+mod saved;
 mod urls;
 
 pub use check::check;
 pub use live::{live, live_config};
 pub use replay::replay;
+pub use saved::start_saved;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -71,7 +74,10 @@ pub async fn run(
     cli: Cli,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), AppError> {
-    match cli.command {
+    let Some(command) = cli.command else {
+        return start_saved(cli.common, cli.start, shutdown).await;
+    };
+    match command {
         Command::Demo(args) => {
             let options = demo::DemoOptions {
                 rate: args.rate,
@@ -267,6 +273,7 @@ pub fn start(
     let origin = OriginPolicy::new(addr).with_token(urls::access_token(common, addr));
     let config = Arc::new(load_config(common)?);
     let data = open_data_dir(common, source)?;
+    let setup = saved::setup_store(common, source, &data)?;
     let session = match &data {
         Some(d) if !common.new_session => d.load::<SessionState>(SESSION_FILE),
         _ => None,
@@ -307,6 +314,7 @@ pub fn start(
         alerts: engine.alerts.clone(),
         obs,
         limits,
+        setup,
     });
     let watcher = watch_themes(&themes, &hub);
     Ok(Running {

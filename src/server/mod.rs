@@ -14,6 +14,7 @@ pub mod headers;
 mod interfaces;
 pub mod limits;
 mod obs;
+mod setup;
 pub mod ws;
 
 use std::collections::HashMap;
@@ -54,6 +55,8 @@ pub struct Relay {
     pub obs: crate::obs::ObsSettings,
     /// Timeouts and the connection cap.
     pub limits: Limits,
+    /// The saved setup the dashboard's first screen reads and changes (`/api/setup`).
+    pub setup: Arc<crate::setup::SetupStore>,
 }
 
 /// This PC's addresses other PCs can use (IPv4, not loopback or link-local), for the URLs
@@ -187,6 +190,8 @@ pub fn routes(relay: Arc<Relay>) -> warp::filters::BoxedFilter<(Response,)> {
         .or(overlays)
         .unify()
         .or(obs::route(relay.clone()))
+        .unify()
+        .or(setup::route(relay.clone()))
         .unify()
         .recover(rejection)
         .unify()

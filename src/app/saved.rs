@@ -1,0 +1,151 @@
+//! `tikrelay` without a command (a double-click on Windows): start with the saved setup (the
+//! handles last connected, the config, the port; see [`crate::setup`]), or, with nothing saved,
+//! start idle and open the dashboard, whose first screen connects a handle. Also where the
+//! setup is written when a `live` source connects.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::cli::{CommonArgs, StartArgs};
+use crate::events::{EventKind, Source};
+use crate::hub::Hub;
+use crate::persist::DataDir;
+use crate::setup::{SetupStore, handle_of};
+
+use super::{AppError, Running, bind, open_data_dir, start};
+
+/// The saved setup of this relay: always the top-level data dir (a demo's own subfolder holds
+/// its alerts and totals, not the streamer's setup). `config` and `port` are what this start
+/// was given, saved along with a handle.
+pub(super) fn setup_store(
+    common: &CommonArgs,
+    source: Source,
+    data: &Option<DataDir>,
+) -> Result<Arc<SetupStore>, AppError> {
+    let dir = match source {
+        Source::Tiktok => data.clone(),
+        _ => open_data_dir(common, Source::Tiktok)?,
+    };
+    let given = GivenSetup::of(common);
+    Ok(Arc::new(
+        SetupStore::open(dir).with_start(given.config, given.port),
+    ))
+}
+
+/// The config and port a start was given (not defaulted), as the setup stores them.
+struct GivenSetup {
+    config: Option<PathBuf>,
+    port: Option<u16>,
+}
+
+impl GivenSetup {
+    fn of(common: &CommonArgs) -> GivenSetup {
+        GivenSetup {
+            // Absolute, because a double-clicked start runs in another folder.
+            config: common.config.as_deref().map(absolute),
+            port: common.port_given.then_some(common.port),
+        }
+    }
+}
+
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+/// Saves `handles` (with this start's config and port) as the setup once the first of them is
+/// connected: a `live` that never connects (a typo in the handle) leaves the last good setup.
+pub(super) fn remember_on_connect(hub: &Arc<Hub>, store: &Arc<SetupStore>, handles: Vec<String>) {
+    let handles: Vec<String> = handles.iter().filter_map(|h| handle_of(h).ok()).collect();
+    if handles.is_empty() {
+        return;
+    }
+    let mut events = hub.subscribe_events();
+    let store = store.clone();
+    tokio::spawn(async move {
+        loop {
+            match events.recv().await {
+                Ok(e) if matches!(e.kind, EventKind::Connected { .. }) => break,
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            }
+        }
+        match store.replace_handles(handles) {
+            Ok(s) => tracing::info!(
+                "saved the setup: `tikrelay` without a command connects {} next time",
+                s.handles
+                    .iter()
+                    .map(|h| format!("@{h}"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            ),
+            Err(e) => tracing::warn!("{e}; the next start without a command will not know it"),
+        }
+    });
+}
+
+/// Runs `tikrelay` without a command.
+pub async fn start_saved(
+    mut common: CommonArgs,
+    args: StartArgs,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), AppError> {
+    let saved = SetupStore::open(open_data_dir(&common, Source::Tiktok)?).get();
+    if common.config.is_none() {
+        match saved.config {
+            Some(path) if path.is_file() => common.config = Some(path),
+            Some(path) => tracing::warn!(
+                "the saved config {} is gone; using the default config",
+                path.display()
+            ),
+            None => {}
+        }
+    }
+    if !common.port_given
+        && let Some(port) = saved.port
+    {
+        common.port = port;
+    }
+    let listener = bind(&common).await?;
+    let running = start(listener, &common, Source::Tiktok)?;
+    let dashboard = running.dashboard_url();
+    if saved.handles.is_empty() {
+        running.hub.stats().set_connection("none", "idle");
+        tracing::info!("nothing saved yet: connect a stream from the dashboard");
+        super::browser::open_dashboard(&dashboard, args.no_browser);
+    } else {
+        connect_saved(&running, &saved.handles, &args)?;
+    }
+    running.serve(shutdown).await;
+    Ok(())
+}
+
+/// Connects the saved handles.
+fn connect_saved(running: &Running, handles: &[String], args: &StartArgs) -> Result<(), AppError> {
+    let live = crate::cli::LiveArgs {
+        target: format!("@{}", handles[0]),
+        record: None,
+        record_events: None,
+        wait_live: true,
+        exit_on_end: false,
+        tiktok: args.tiktok.clone(),
+    };
+    if handles.len() > 1 {
+        tracing::warn!(
+            "this version connects one saved handle; @{} only",
+            handles[0]
+        );
+    }
+    let config = super::live_config(&live)?;
+    tracing::info!("connecting the saved handle @{}", handles[0]);
+    let outputs = crate::sources::live::ws::Outputs {
+        input: running.input.clone(),
+        recorder: None,
+    };
+    tokio::spawn(async move {
+        if let Err(e) = crate::sources::live::client::run(config, outputs).await {
+            tracing::error!("{e}");
+        }
+    });
+    Ok(())
+}
