@@ -8,6 +8,7 @@ mod alerts;
 mod alerts_page;
 mod compat;
 mod demo_e2e;
+mod firstrun;
 mod full_disk;
 mod fuzz_corpus;
 mod limits;

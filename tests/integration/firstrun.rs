@@ -1,0 +1,339 @@
+//! `tikrelay` without a command, as a double-click starts it: the real binary in an empty home
+//! (HOME, XDG_CONFIG_HOME, XDG_DATA_HOME and APPDATA point at a temp folder, so the real one is
+//! never touched) with TikTok's URLs pointing at the fake TikTok. Nothing saved: it starts idle,
+//! says where the dashboard is, opens the browser only when allowed and possible, and the
+//! dashboard's first screen (in headless Chromium) connects, fails in words and remembers. A
+//! remembered (or `live`-connected) handle is connected on the next start.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::support::browser::{Browser, require_browser};
+use crate::support::fake_tiktok::FakeTikTok;
+use crate::support::{RelayProcess, WAIT, WsClient, binary, get_json, http};
+
+/// An empty per-user home for the binary: config, data and browser opener all inside it.
+struct Home {
+    dir: tempfile::TempDir,
+}
+
+impl Home {
+    fn new() -> Home {
+        Home {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn data_dir(&self) -> PathBuf {
+        self.path().join("data")
+    }
+
+    fn setup(&self) -> Value {
+        let text = std::fs::read_to_string(self.data_dir().join("setup.json"))
+            .expect("setup.json in the data dir");
+        serde_json::from_str(&text).expect("setup.json is JSON")
+    }
+
+    /// The binary with `args`, this home, no display, and the live client aimed at `fake`.
+    fn command(&self, args: &[&str], fake: Option<&FakeTikTok>) -> Command {
+        let mut c = Command::new(binary());
+        let home = self.path();
+        c.args(args)
+            .arg("--data-dir")
+            .arg(self.data_dir())
+            .env("RUST_LOG", "info")
+            .env("HOME", home)
+            .env("XDG_CONFIG_HOME", home.join("config"))
+            .env("XDG_DATA_HOME", home.join("share"))
+            .env("APPDATA", home.join("AppData"))
+            .env_remove("DISPLAY")
+            .env_remove("WAYLAND_DISPLAY");
+        for var in ["TIKRELAY_CONFIG", "TIKRELAY_PORT", "TIKRELAY_SIGN_API_KEY"] {
+            c.env_remove(var);
+        }
+        if let Some(fake) = fake {
+            for var in [
+                "TIKRELAY_TIKTOK_WEB_URL",
+                "TIKRELAY_TIKTOK_WEBCAST_URL",
+                "TIKRELAY_SIGN_URL",
+            ] {
+                c.env(var, fake.url());
+            }
+        }
+        c
+    }
+
+    fn start(&self, args: &[&str], fake: Option<&FakeTikTok>) -> RelayProcess {
+        RelayProcess::start_command(self.command(args, fake))
+    }
+
+    /// A stand-in `xdg-open` on PATH that writes the URL it is given to a file.
+    fn fake_opener(&self) -> (PathBuf, PathBuf) {
+        use std::os::unix::fs::PermissionsExt;
+        let bin = self.path().join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        let opened = self.path().join("opened.txt");
+        let script = bin.join("xdg-open");
+        std::fs::write(
+            &script,
+            format!(
+                "#!/bin/sh\nprintf '%s\\n' \"$1\" >> '{}'\n",
+                opened.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        (bin, opened)
+    }
+}
+
+fn path_with(dir: &Path) -> std::ffi::OsString {
+    let mut paths = vec![dir.to_path_buf()];
+    paths.extend(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    ));
+    std::env::join_paths(paths).unwrap()
+}
+
+/// Waits until the relay's `/api/state` connection satisfies `cond`.
+async fn wait_connection(relay: &RelayProcess, what: &str, cond: impl Fn(&Value) -> bool) -> Value {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let state = get_json(relay.url("/api/state")).await;
+        if cond(&state["connection"]) {
+            return state["connection"].clone();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: connection is {}; stderr:\n{}",
+            state["connection"],
+            relay.stderr.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn without_a_command_it_starts_idle_and_says_where_the_dashboard_is() {
+    let home = Home::new();
+    let mut relay = home.start(&["--port", "0", "--no-browser"], None);
+    let last = relay.stdout_lines.last().unwrap().clone();
+    assert_eq!(
+        last,
+        format!(
+            "tikrelay is running: the dashboard is at {}; press Ctrl-C (or close this window) to stop",
+            relay.url("/")
+        ),
+        "the console's last line names the dashboard and how to stop"
+    );
+    let c = wait_connection(&relay, "idle", |c| c["state"] == "idle").await;
+    assert_eq!(c["source"], "none");
+    let setup = get_json(relay.url("/api/setup")).await;
+    assert_eq!(
+        setup,
+        json!({"handles": [], "port": null, "remembered": false})
+    );
+    let page = http().get(relay.url("/")).send().await.unwrap();
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains("id=\"connect-form\""),
+        "the first screen is on the dashboard"
+    );
+    assert_eq!(relay.interrupt(), Some(0));
+    assert!(
+        !home.data_dir().join("setup.json").exists(),
+        "nothing is saved until asked"
+    );
+}
+
+#[tokio::test]
+async fn the_browser_opens_only_with_a_display_and_without_no_browser() {
+    let home = Home::new();
+    let (bin, opened) = home.fake_opener();
+    let start = |args: &[&str], display: Option<(&str, &str)>| {
+        let mut c = home.command(args, None);
+        c.env("PATH", path_with(&bin));
+        if let Some((k, v)) = display {
+            c.env(k, v);
+        }
+        RelayProcess::start_command(c)
+    };
+    let opened_urls = || std::fs::read_to_string(&opened).unwrap_or_default();
+
+    // No display (a server, SSH, CI): nothing is opened, the log says why.
+    let relay = start(&["--port", "0"], None);
+    wait_connection(&relay, "idle", |c| c["state"] == "idle").await;
+    assert_eq!(opened_urls(), "");
+    assert!(relay.stderr.lock().unwrap().contains("no display"));
+    drop(relay);
+
+    // --no-browser with a display: nothing is opened.
+    let relay = start(&["--port", "0", "--no-browser"], Some(("DISPLAY", ":99")));
+    wait_connection(&relay, "idle", |c| c["state"] == "idle").await;
+    assert_eq!(opened_urls(), "");
+    drop(relay);
+
+    // A display (X11 or Wayland) and nothing saved: the dashboard opens.
+    for display in [("DISPLAY", ":99"), ("WAYLAND_DISPLAY", "wayland-0")] {
+        let relay = start(&["--port", "0"], Some(display));
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while !opened_urls().contains(&relay.url("/")) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{display:?}: the opener got {:?}",
+                opened_urls()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    // A command (demo) never opens a browser.
+    std::fs::remove_file(&opened).unwrap();
+    let relay = start(&["demo", "--port", "0"], Some(("DISPLAY", ":99")));
+    get_json(relay.url("/api/state")).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(opened_urls(), "");
+}
+
+#[tokio::test]
+async fn a_handle_remembered_on_the_dashboard_is_connected_on_the_next_start() {
+    let fake = FakeTikTok::start().await;
+    fake.open_gate();
+    let home = Home::new();
+    let mut relay = home.start(&["--port", "0", "--no-browser"], Some(&fake));
+    wait_connection(&relay, "idle", |c| c["state"] == "idle").await;
+    let remember = |body: Value| {
+        http()
+            .post(relay.url("/api/setup/handles"))
+            .json(&body)
+            .send()
+    };
+    // Bad input is refused in words and saves nothing.
+    let bad = remember(json!({"handle": "no spaces allowed"}))
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    let e: Value = bad.json().await.unwrap();
+    assert!(
+        e["error"].as_str().unwrap().contains("not a TikTok handle"),
+        "{e}"
+    );
+    assert!(!home.data_dir().join("setup.json").exists());
+    // A page of another origin cannot plant a handle.
+    let forged = http()
+        .post(relay.url("/api/setup/handles"))
+        .header("Origin", "http://evil.example")
+        .json(&json!({"handle": "@attacker"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 403);
+
+    let ok = remember(json!({"handle": "@streamer"})).await.unwrap();
+    assert_eq!(ok.status(), 200);
+    let setup: Value = ok.json().await.unwrap();
+    assert_eq!(setup["handles"], json!(["streamer"]));
+    assert_eq!(home.setup()["handles"], json!(["streamer"]));
+    assert_eq!(
+        home.setup()["port"],
+        json!(0),
+        "the port this start was given"
+    );
+    assert_eq!(relay.interrupt(), Some(0));
+
+    // The next start, without --port (the saved 0 picks a free one): the handle connects.
+    let relay = home.start(&["--no-browser"], Some(&fake));
+    assert_ne!(relay.addr.port(), 8642, "the saved port was used");
+    let mut ws = WsClient::connect(&relay.ws_url("/ws")).await;
+    let c = wait_connection(&relay, "connected", |c| c["state"] == "connected").await;
+    assert_eq!(c["unique_id"], "streamer");
+    fake.wait_until("a socket from the relay", |s| !s.connections.is_empty())
+        .await;
+    let hello = ws.next_json().await;
+    assert_eq!(hello["type"], "hello");
+}
+
+#[tokio::test]
+async fn live_saves_its_handle_once_connected_and_not_when_it_fails() {
+    let fake = FakeTikTok::start().await;
+    fake.open_gate();
+    let home = Home::new();
+    let url = fake.url();
+    let live = |target: &str| {
+        let mut c = home.command(&["live", target, "--port", "0"], Some(&fake));
+        c.args(["--sign-url", &url]);
+        c
+    };
+    let relay = RelayProcess::start_command(live("@streamer"));
+    wait_connection(&relay, "connected", |c| c["state"] == "connected").await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !home.data_dir().join("setup.json").exists() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "setup.json not written"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(home.setup()["handles"], json!(["streamer"]));
+    drop(relay);
+
+    // A handle that does not exist never connects: the saved setup stays as it was.
+    let out = live("@nobody_here")
+        .stdout(std::process::Stdio::null())
+        .output()
+        .expect("run tikrelay live");
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(home.setup()["handles"], json!(["streamer"]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_screen_shows_while_idle_and_not_with_a_source() {
+    let Some(chromium) = require_browser() else {
+        return;
+    };
+    let home = Home::new();
+    let relay = home.start(&["--port", "0", "--no-browser"], None);
+    let demo = home.start(&["demo", "--port", "0", "--rate", "0"], None);
+    let browser = Browser::launch(&chromium).await;
+    let page = browser.new_page(&relay.url("/")).await;
+    page.wait_for(
+        "!document.getElementById('firstrun').hidden && document.getElementById('connect-handle')",
+        WAIT,
+    )
+    .await;
+    let other = browser.new_page(&demo.url("/")).await;
+    other
+        .wait_for("window.TikRelay && window.TikRelay.connected", WAIT)
+        .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        other
+            .eval("document.getElementById('firstrun').hidden")
+            .await,
+        json!(true),
+        "a relay with a source shows no first screen"
+    );
+    // Until the source manager and the config routes are merged, their 404s are expected.
+    let errors: Vec<String> = page
+        .console_errors()
+        .into_iter()
+        .filter(|e| {
+            !(e.contains("404")
+                && (e.contains("/api/sources") || e.contains("/api/config/sign-key")))
+        })
+        .collect();
+    assert!(errors.is_empty(), "console errors: {errors:#?}");
+    browser.close().await;
+}
