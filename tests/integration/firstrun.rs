@@ -337,3 +337,28 @@ async fn the_first_screen_shows_while_idle_and_not_with_a_source() {
     assert!(errors.is_empty(), "console errors: {errors:#?}");
     browser.close().await;
 }
+
+#[test]
+fn the_readme_opens_with_the_windows_download_and_the_double_click() {
+    let readme = include_str!("../../README.md");
+    let first_section = readme
+        .lines()
+        .find(|l| l.starts_with("## "))
+        .expect("a section");
+    assert_eq!(first_section, "## Download", "the README's first section");
+    let download = &readme[readme.find("## Download").unwrap()..];
+    let body = download["## Download".len()..]
+        .trim_start()
+        .split("\n## ")
+        .next()
+        .unwrap();
+    assert!(
+        body.starts_with("**Windows:**"),
+        "the download section starts with Windows"
+    );
+    assert!(body.contains("Double-click `tikrelay.exe`"), "{body}");
+    assert!(
+        readme.find("## Quick start from source") > readme.find("## Download"),
+        "building from source comes after the download"
+    );
+}
