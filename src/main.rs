@@ -1,19 +1,16 @@
 //! The `tikrelay` binary: parse the command line, set up logging and TLS, run, and map the
 //! outcome to an exit code (0 clean end, 2 bad usage or invalid config/theme, 3 stream
-//! unreachable). Started without arguments from a console of its own (a double-click on
-//! Windows), a failure waits for Enter so the window does not close before it can be read.
+//! unreachable). Started from a console of its own (a double-click on Windows), a failure waits
+//! for Enter so the window does not close before it can be read.
 
-use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use tikrelay::{app, cli::Cli, signals};
 
 fn main() -> ExitCode {
-    let double_clicked = cfg!(windows) && std::env::args_os().len() == 1;
     let code = run();
-    if code != ExitCode::SUCCESS && double_clicked && std::io::stdin().is_terminal() {
-        eprintln!("press Enter to close this window");
-        let _ = std::io::stdin().read_line(&mut String::new());
+    if code != ExitCode::SUCCESS {
+        app::hold_window_on_error();
     }
     code
 }

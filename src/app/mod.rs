@@ -5,12 +5,14 @@
 
 mod browser;
 mod check;
+mod console;
 mod live;
 mod replay;
 mod saved;
 mod urls;
 
 pub use check::check;
+pub use console::hold_window_on_error;
 pub use live::{live, live_config};
 pub use replay::replay;
 pub use saved::start_saved;

@@ -362,3 +362,36 @@ fn the_readme_opens_with_the_windows_download_and_the_double_click() {
         "building from source comes after the download"
     );
 }
+
+#[tokio::test]
+async fn a_failed_start_without_a_command_says_why_and_exits() {
+    // The port is taken: the error names it and what to do, and (no console of its own here)
+    // the process ends instead of waiting for Enter.
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = busy.local_addr().unwrap().port().to_string();
+    let home = Home::new();
+    let mut child = home
+        .command(&["--port", &port, "--no-browser"], None)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + WAIT;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(std::time::Instant::now() < deadline, "still running");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot listen on 127.0.0.1:{port}")),
+        "{stderr}"
+    );
+    assert!(stderr.contains("--port"), "{stderr}");
+    assert!(!stderr.contains("press Enter"), "{stderr}");
+}
