@@ -331,7 +331,7 @@ async fn the_first_screen_shows_while_idle_and_not_with_a_source() {
         .into_iter()
         .filter(|e| {
             !(e.contains("404")
-                && (e.contains("/api/sources") || e.contains("/api/config/sign-key")))
+                && (e.contains("/api/sources") || e.contains("/api/config")))
         })
         .collect();
     assert!(errors.is_empty(), "console errors: {errors:#?}");
