@@ -227,6 +227,26 @@ impl AlertQueues {
         }
     }
 
+    /// Applies reloaded queue settings (config hot reload): new queues are added, existing
+    /// ones take their new settings; a queue no longer in the config keeps what it holds until
+    /// a restart (logged), so no alert is lost to an edit.
+    pub fn reconfigure(&self, queues: &BTreeMap<String, QueueConfig>) {
+        let mut st = self.state.lock().expect("alerts lock");
+        for (name, settings) in queues {
+            match st.queues.get_mut(name) {
+                Some(q) => q.settings = settings.clone(),
+                None => {
+                    st.queues.insert(name.clone(), Queue::new(settings.clone()));
+                }
+            }
+        }
+        for name in st.queues.keys().filter(|n| !queues.contains_key(*n)) {
+            tracing::info!(
+                "queue {name:?} is no longer in the config; it stays until tikrelay restarts"
+            );
+        }
+    }
+
     /// Restores saved queues; alerts of queues the config no longer has are dropped (logged).
     pub fn restore(&self, saved: SavedAlerts) {
         let mut st = self.state.lock().expect("alerts lock");

@@ -10,7 +10,8 @@ use crate::themes::ThemeRegistry;
 use super::{AppError, load_config, theme_sources};
 
 /// `tikrelay check`: validates what the common options point at (the config, then the
-/// themes), prints one line per part, and fails (exit 2) on the first invalid one.
+/// themes, then the sound and image files alerts name), prints one line per part, and fails
+/// (exit 2) on the first invalid one.
 pub fn check(common: &CommonArgs) -> Result<(), AppError> {
     let config = load_config(common)?;
     let mut out = std::io::stdout().lock();
@@ -22,12 +23,64 @@ pub fn check(common: &CommonArgs) -> Result<(), AppError> {
         config.queues.keys().cloned().collect::<Vec<_>>().join(", ")
     );
     drop(out);
-    check_overlays(common)
+    let registry = ThemeRegistry::load(theme_sources(common));
+    check_overlays(common, &registry)?;
+    let missing = missing_alert_files(&config, &registry);
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(AppError::Usage(format!(
+        "{} file(s) named by triggers are in no theme; add them to a theme folder (--overlays) or fix the names, then run `tikrelay check` again:\n  {}",
+        missing.len(),
+        missing.join("\n  ")
+    )))
+}
+
+/// The sound and image files alerts name (literally, not through a template) that no theme
+/// has. A name relative to the page (`sounds/horn.mp3`) is looked up in every theme, as any
+/// theme's alerts page may play it; `/overlays/THEME/…` in that theme. Web addresses and other
+/// relay paths are not files of a theme and are left alone.
+fn missing_alert_files(config: &crate::config::Config, registry: &ThemeRegistry) -> Vec<String> {
+    let themes: std::collections::BTreeSet<String> =
+        registry.pages().into_iter().map(|p| p.theme).collect();
+    let has = |theme: &str, file: &str| registry.file(theme, file).is_some();
+    config
+        .alert_files
+        .iter()
+        .filter_map(|f| {
+            let path = f.path.trim();
+            let path = path.split(['?', '#']).next().unwrap_or(path);
+            if path.is_empty() || path.contains(':') || path.starts_with("//") {
+                return None;
+            }
+            let found = match path.strip_prefix("/overlays/") {
+                Some(rest) => {
+                    let (theme, file) = rest.split_once('/')?;
+                    has(theme, file)
+                }
+                None if path.starts_with('/') => return None,
+                None => {
+                    let file = path.strip_prefix("./").unwrap_or(path);
+                    themes.iter().any(|t| has(t, file))
+                }
+            };
+            let trigger = config.triggers.get(f.trigger).map_or("?", |t| t.name.as_str());
+            (!found).then(|| {
+                format!(
+                    "{}: line {}, column {}: trigger {trigger:?} names the {} file {path:?}, which no theme has (themes: {})",
+                    config.origin,
+                    f.line,
+                    f.column,
+                    f.var,
+                    themes.iter().cloned().collect::<Vec<_>>().join(", ")
+                )
+            })
+        })
+        .collect()
 }
 
 /// Loads and renders every theme and template the relay would serve.
-fn check_overlays(common: &CommonArgs) -> Result<(), AppError> {
-    let registry = ThemeRegistry::load(theme_sources(common));
+fn check_overlays(common: &CommonArgs, registry: &ThemeRegistry) -> Result<(), AppError> {
     let problems = registry.problems();
     let mut out = std::io::stdout().lock();
     if problems.is_empty() {

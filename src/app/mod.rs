@@ -5,6 +5,7 @@
 
 mod browser;
 mod check;
+mod config;
 mod console;
 mod live;
 mod replay;
@@ -28,6 +29,7 @@ use tokio::sync::mpsc;
 
 use crate::cli::{Cli, Command, CommonArgs};
 use crate::config::Config;
+use crate::config::current::ConfigState;
 use crate::events::Source;
 use crate::events::normalise::Normaliser;
 use crate::hub::Hub;
@@ -73,11 +75,19 @@ impl AppError {
 }
 
 pub async fn run(
-    cli: Cli,
+    mut cli: Cli,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), AppError> {
+    // Without a command, the saved config and port fill in what was not given, before the
+    // per-user config file does.
+    let saved = match cli.command {
+        None => Some(saved::apply_saved(&mut cli.common)?),
+        Some(_) => None,
+    };
+    config::resolve(&mut cli);
     let Some(command) = cli.command else {
-        return start_saved(cli.common, cli.start, shutdown).await;
+        let saved = saved.unwrap_or_default();
+        return start_saved(cli.common, cli.start, saved, shutdown).await;
     };
     match command {
         Command::Demo(args) => {
@@ -101,7 +111,8 @@ pub async fn run(
         Command::Check(_) => check(&cli.common),
         Command::Theme(crate::cli::ThemeCommand::New { dir }) => check::theme_new(&dir),
         Command::Live(args) => {
-            let config = live_config(&args)?;
+            let mut config = live_config(&args)?;
+            config::sign_key_from_file(&mut config, &cli.common);
             let listener = bind(&cli.common).await?;
             let record = RecordPaths {
                 frames: args.record.clone(),
@@ -253,6 +264,10 @@ pub struct Running {
     relay: Arc<Relay>,
     /// Hot reload of `--overlays`/`--templates`; lives as long as the server.
     watcher: Option<ThemeWatcher>,
+    /// Hot reload of the config file; lives as long as the server.
+    config_watcher: Option<crate::config::watch::ConfigWatcher>,
+    /// The config in use, reloaded when its file is saved.
+    pub config: Arc<ConfigState>,
     /// Alert queues, triggers and the data dir saver.
     pub engine: Arc<Engine>,
     /// The TikFinity-compatible socket's address, when it is open.
@@ -274,6 +289,7 @@ pub fn start(
     let limits = server_limits(common)?;
     let origin = OriginPolicy::new(addr).with_token(urls::access_token(common, addr));
     let config = Arc::new(load_config(common)?);
+    let config_state = ConfigState::new(common.config.clone(), config.clone());
     let data = open_data_dir(common, source)?;
     let setup = saved::setup_store(common, source, &data)?;
     let session = match &data {
@@ -316,9 +332,12 @@ pub fn start(
         alerts: engine.alerts.clone(),
         obs,
         limits,
+        config: config_state.clone(),
+        engine: engine.clone(),
         setup,
     });
     let watcher = watch_themes(&themes, &hub);
+    let config_watcher = config::follow(&config_state, &engine, &hub);
     Ok(Running {
         addr,
         hub,
@@ -326,6 +345,8 @@ pub fn start(
         listener,
         relay,
         watcher,
+        config_watcher,
+        config: config_state,
         engine,
         compat_addr: compat.as_ref().and_then(|(l, _)| l.local_addr().ok()),
         compat,
@@ -417,6 +438,7 @@ impl Running {
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) {
         self.print_urls();
         let _watcher = self.watcher;
+        let _config_watcher = self.config_watcher;
         let engine = self.engine.clone();
         // Save before the server drains its connections: pending alerts and totals must reach
         // the disk even if a client holds the graceful shutdown up.

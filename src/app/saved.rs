@@ -11,7 +11,7 @@ use crate::cli::{CommonArgs, StartArgs};
 use crate::events::{EventKind, Source};
 use crate::hub::Hub;
 use crate::persist::DataDir;
-use crate::setup::{SetupStore, handle_of};
+use crate::setup::{SavedSetup, SetupStore, handle_of};
 
 use super::{AppError, Running, bind, open_data_dir, start};
 
@@ -42,8 +42,13 @@ struct GivenSetup {
 impl GivenSetup {
     fn of(common: &CommonArgs) -> GivenSetup {
         GivenSetup {
-            // Absolute, because a double-clicked start runs in another folder.
-            config: common.config.as_deref().map(absolute),
+            // Absolute, because a double-clicked start runs in another folder. The per-user
+            // file is found anyway, so only another file is worth saving.
+            config: common
+                .config
+                .as_deref()
+                .map(absolute)
+                .filter(|p| Some(p) != crate::config::location::default_path().as_ref()),
             port: common.port_given.then_some(common.port),
         }
     }
@@ -84,18 +89,15 @@ pub(super) fn remember_on_connect(hub: &Arc<Hub>, store: &Arc<SetupStore>, handl
     });
 }
 
-/// Runs `tikrelay` without a command.
-pub async fn start_saved(
-    mut common: CommonArgs,
-    args: StartArgs,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), AppError> {
-    let saved = SetupStore::open(open_data_dir(&common, Source::Tiktok)?).get();
+/// Reads the saved setup for a start without a command and fills in the config file and port
+/// that were not given.
+pub(super) fn apply_saved(common: &mut CommonArgs) -> Result<SavedSetup, AppError> {
+    let saved = SetupStore::open(open_data_dir(common, Source::Tiktok)?).get();
     if common.config.is_none() {
-        match saved.config {
-            Some(path) if path.is_file() => common.config = Some(path),
+        match &saved.config {
+            Some(path) if path.is_file() => common.config = Some(path.clone()),
             Some(path) => tracing::warn!(
-                "the saved config {} is gone; using the default config",
+                "the saved config {} is gone; using the per-user config",
                 path.display()
             ),
             None => {}
@@ -106,6 +108,16 @@ pub async fn start_saved(
     {
         common.port = port;
     }
+    Ok(saved)
+}
+
+/// Runs `tikrelay` without a command, with the setup [`apply_saved`] read.
+pub async fn start_saved(
+    common: CommonArgs,
+    args: StartArgs,
+    saved: SavedSetup,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), AppError> {
     let listener = bind(&common).await?;
     let running = start(listener, &common, Source::Tiktok)?;
     let dashboard = running.dashboard_url();

@@ -10,8 +10,14 @@
 //! instead. Without a file, [`DEFAULT_CONFIG`] gives follow, share and gift alerts on the queue
 //! `main`.
 
+pub mod current;
+pub mod edit;
+pub mod location;
 mod raw;
 mod validate;
+pub mod watch;
+
+pub use location::default_path;
 
 pub(crate) use raw::RawWebhooks;
 pub(crate) use validate::delivery;
@@ -28,12 +34,27 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::triggers::streamerbot::{StreamerbotAction, StreamerbotSettings};
 
-/// The built-in config, used when no `--config` is given.
-pub const DEFAULT_CONFIG: &str = r#"# tikrelay built-in config: follow, share and gift alerts on queue "main".
+/// The built-in config: used when no config file is found, and written (comments included) as
+/// the per-user config file on the first start (see [`location`]).
+pub const DEFAULT_CONFIG: &str = r#"# tikrelay config: follow, share and gift alerts on the queue "main".
+#
+# tikrelay reloads this file when you save it: changes to queues, triggers, alerts, actions and
+# goals take effect at once. A mistake is shown on the dashboard and in the console with its
+# line and column, and the last good version keeps running until you fix it.
+# Every setting is described in the README ("Alerts and triggers").
+
+# An alert queue: alerts on one queue play one after another, never two at once.
+# Add an alerts overlay for a queue with .../overlays/default/alerts?queue=NAME
 [queues.main]
+# How long an alert shows when its trigger does not say (milliseconds).
 default_duration_ms = 5000
+# Alerts that may wait; when one more arrives, the oldest waiting one is dropped.
 max_pending = 100
 
+# A trigger: what happens when an event arrives. `on` is the event type (follow, share, gift,
+# like, comment, join, ...); conditions (gift, min_diamonds, pattern, cooldown_ms, ...) narrow
+# it; actions (alert, rcon, webhook, streamerbot, obs) say what to do. The alert's texts are
+# templates: {{name}} is the viewer's display name.
 [[trigger]]
 name = "follow"
 on = "follow"
@@ -44,16 +65,23 @@ name = "share"
 on = "share"
 alert = { queue = "main", title = "{{name}}", subtitle = "shared the LIVE!" }
 
+# Gifts fire once per gift, when a combo ends (a x5 Rose is one alert "sent Rose x5").
 [[trigger]]
 name = "gift"
 on = "gift"
 alert = { queue = "main", duration_ms = 6000, title = "{{name}}", subtitle = "sent {{gift.name}}{{#if (gt count 1)}} x{{count}}{{/if}}", image = "{{gift.image_url}}" }
 
+# Goals shown by the goal overlay; remove a line to hide that goal.
 [goals]
 likes = 10000
 follows = 100
 shares = 50
 diamonds = 1000
+
+# The TikTok LIVE connection. sign_api_key is the sign server's API key (it raises the sign
+# server's limits); the dashboard stores it here when you enter it, and never shows it again.
+# --sign-api-key and TIKRELAY_SIGN_API_KEY win over it.
+[live]
 "#;
 
 /// Queue used by alerts that name none; always defined.
@@ -218,6 +246,18 @@ pub struct Goals {
     pub shares: Option<u64>,
 }
 
+/// A sound or image file an alert names, and where (for `tikrelay check`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlertFile {
+    /// Index of the trigger in [`Config::triggers`].
+    pub trigger: usize,
+    /// `sound` or `image`.
+    pub var: &'static str,
+    pub path: String,
+    pub line: usize,
+    pub column: usize,
+}
+
 /// A validated config, ready to run.
 pub struct Config {
     /// The file it came from, or `built-in default`.
@@ -233,6 +273,11 @@ pub struct Config {
     pub compat_port: Option<u16>,
     /// Where OBS's websocket server is: `[obs]`, or OBS's defaults.
     pub obs: crate::obs::ObsSettings,
+    /// `[live] sign_api_key`: the sign server's API key (the flag and environment variable
+    /// win). Secret: left out of `Debug`, never logged, masked by every API ([`mask_key`]).
+    pub sign_api_key: Option<String>,
+    /// The sound and image files alerts name literally (not as a template), for `check`.
+    pub alert_files: Vec<AlertFile>,
     /// Alert texts and RCON commands: rendered raw (no HTML escaping; pages insert text with
     /// textContent, and RCON context strings are made safe before rendering).
     pub text_templates: Handlebars<'static>,
@@ -382,6 +427,12 @@ impl Config {
             streamerbot,
             compat_port: raw.compat.map(|c| c.port),
             obs,
+            sign_api_key: raw
+                .live
+                .and_then(|l| l.sign_api_key)
+                .map(|k| k.trim().to_string())
+                .filter(|k| !k.is_empty()),
+            alert_files: Vec::new(),
             text_templates: text_registry(),
             json_templates: json_registry(),
         };
@@ -392,6 +443,17 @@ impl Config {
         validate::partials(&cx, &config)?;
         Ok(config)
     }
+}
+
+/// A secret as APIs may show it: whether it is set and at most its last 4 characters (none of
+/// a short one), e.g. `••••••3f9a`.
+pub fn mask_key(key: &str) -> String {
+    let chars: Vec<char> = key.chars().collect();
+    if chars.len() < 16 {
+        return "••••••".to_string();
+    }
+    let tail: String = chars[chars.len() - 4..].iter().collect();
+    format!("••••••{tail}")
 }
 
 /// The registry of [`Config::text_templates`].

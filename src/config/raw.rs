@@ -24,6 +24,14 @@ pub(super) struct RawConfig {
     pub(super) streamerbot: Option<crate::triggers::streamerbot::RawSettings>,
     pub(super) compat: Option<RawCompat>,
     pub(super) obs: Option<crate::obs::config::RawObs>,
+    pub(super) live: Option<RawLive>,
+}
+
+/// `[live]`: settings of the TikTok LIVE client kept in the file.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawLive {
+    pub(super) sign_api_key: Option<String>,
 }
 
 #[derive(Deserialize)]

@@ -279,6 +279,16 @@ impl Config {
             if let Some(src) = src {
                 let name = self.template(cx, format!("{key}.alert.{var}"), src, false)?;
                 vars.push((var, name));
+                if matches!(var, "sound" | "image") && !src.get_ref().contains("{{") {
+                    let (line, column) = super::line_col(cx.text, src.span().start);
+                    self.alert_files.push(super::AlertFile {
+                        trigger: self.triggers.len(),
+                        var,
+                        path: src.get_ref().clone(),
+                        line,
+                        column,
+                    });
+                }
             }
         }
         if vars.is_empty() {

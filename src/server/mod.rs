@@ -9,6 +9,7 @@
 //! `Cache-Control: no-store` because OBS caches aggressively.
 
 mod accept;
+mod config_api;
 pub mod guard;
 pub mod headers;
 mod interfaces;
@@ -55,6 +56,10 @@ pub struct Relay {
     pub obs: crate::obs::ObsSettings,
     /// Timeouts and the connection cap.
     pub limits: Limits,
+    /// The config in use and its file, for the dashboard's config panel.
+    pub config: Arc<crate::config::current::ConfigState>,
+    /// The trigger engine, for the per-trigger test buttons.
+    pub engine: Arc<crate::triggers::Engine>,
     /// The saved setup the dashboard's first screen reads and changes (`/api/setup`).
     pub setup: Arc<crate::setup::SetupStore>,
 }
@@ -190,6 +195,8 @@ pub fn routes(relay: Arc<Relay>) -> warp::filters::BoxedFilter<(Response,)> {
         .or(overlays)
         .unify()
         .or(obs::route(relay.clone()))
+        .unify()
+        .or(config_api::routes(relay.clone()))
         .unify()
         .or(setup::route(relay.clone()))
         .unify()

@@ -1,6 +1,6 @@
 //! The saved setup over HTTP, for the dashboard's first screen: `GET /api/setup` answers the
 //! handles that the next start without a command connects (`{"handles": [...], "port",
-//! "remembered": bool}`), `POST /api/setup/handles {"handle": "@user"}` remembers one and
+//! "remembered": bool, "idle": bool}`, `idle` while no source runs: the first screen shows then), `POST /api/setup/handles {"handle": "@user"}` remembers one and
 //! `DELETE /api/setup/handles/{handle}` forgets one. The two that change something are
 //! origin-guarded like every control route, so a web page cannot plant a handle.
 
@@ -28,7 +28,7 @@ pub fn route(relay: Arc<Relay>) -> warp::filters::BoxedFilter<(Response,)> {
     let get = warp::path!("api" / "setup")
         .and(warp::get())
         .and(r())
-        .map(|relay: Arc<Relay>| answer(&relay.setup.get()))
+        .map(|relay: Arc<Relay>| answer(&relay, &relay.setup.get()))
         .boxed();
     let remember = warp::path!("api" / "setup" / "handles")
         .and(warp::post())
@@ -50,7 +50,7 @@ pub fn route(relay: Arc<Relay>) -> warp::filters::BoxedFilter<(Response,)> {
                         );
                     }
                 };
-                changed(relay.setup.remember(&handle))
+                changed(&relay, relay.setup.remember(&handle))
             },
         )
         .boxed();
@@ -66,25 +66,31 @@ pub fn route(relay: Arc<Relay>) -> warp::filters::BoxedFilter<(Response,)> {
                 let handle = percent_encoding::percent_decode_str(&handle)
                     .decode_utf8_lossy()
                     .to_string();
-                changed(relay.setup.forget(&handle))
+                changed(&relay, relay.setup.forget(&handle))
             },
         )
         .boxed();
     get.or(remember).unify().or(forget).unify().boxed()
 }
 
-fn answer(setup: &SavedSetup) -> Response {
+/// Whether no source runs: the relay started without a command and nothing connected yet.
+fn idle(relay: &Relay) -> bool {
+    relay.hub.snapshot()["connection"]["state"] == "idle"
+}
+
+fn answer(relay: &Relay, setup: &SavedSetup) -> Response {
     warp::reply::json(&json!({
         "handles": setup.handles,
         "port": setup.port,
         "remembered": !setup.handles.is_empty(),
+        "idle": idle(relay),
     }))
     .into_response()
 }
 
-fn changed(result: Result<SavedSetup, SetupError>) -> Response {
+fn changed(relay: &Relay, result: Result<SavedSetup, SetupError>) -> Response {
     match result {
-        Ok(setup) => answer(&setup),
+        Ok(setup) => answer(relay, &setup),
         Err(e @ SetupError::BadHandle(_)) => {
             error_response(StatusCode::BAD_REQUEST, &e.to_string())
         }

@@ -23,6 +23,7 @@
 //!   commands every string in that context is first made inert by [`safe::safe_text`].
 
 pub mod rcon;
+mod reload;
 pub mod safe;
 pub mod streamerbot;
 pub mod webhook;

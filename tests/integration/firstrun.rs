@@ -135,10 +135,16 @@ async fn without_a_command_it_starts_idle_and_says_where_the_dashboard_is() {
     );
     let c = wait_connection(&relay, "idle", |c| c["state"] == "idle").await;
     assert_eq!(c["source"], "none");
+    // The config file is created where people look for it, with the built-in setup.
+    let config = home.path().join("config/tikrelay/tikrelay.toml");
+    let text = std::fs::read_to_string(&config).expect("the config file is created");
+    assert!(text.contains("queue = \"main\""), "{text}");
+    let status = get_json(relay.url("/api/config")).await;
+    assert_eq!(status["file"], config.display().to_string());
     let setup = get_json(relay.url("/api/setup")).await;
     assert_eq!(
         setup,
-        json!({"handles": [], "port": null, "remembered": false})
+        json!({"handles": [], "port": null, "remembered": false, "idle": true})
     );
     let page = http().get(relay.url("/")).send().await.unwrap();
     let html = page.text().await.unwrap();
@@ -261,14 +267,20 @@ async fn a_handle_remembered_on_the_dashboard_is_connected_on_the_next_start() {
 }
 
 #[tokio::test]
-async fn live_saves_its_handle_once_connected_and_not_when_it_fails() {
+async fn live_saves_its_handle_and_config_once_connected_and_not_when_it_fails() {
     let fake = FakeTikTok::start().await;
     fake.open_gate();
     let home = Home::new();
-    let url = fake.url();
+    let custom = home.path().join("my setup").join("stream.toml");
+    std::fs::create_dir_all(custom.parent().unwrap()).unwrap();
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/tikrelay.toml"),
+        &custom,
+    )
+    .unwrap();
     let live = |target: &str| {
         let mut c = home.command(&["live", target, "--port", "0"], Some(&fake));
-        c.args(["--sign-url", &url]);
+        c.arg("--config").arg(&custom);
         c
     };
     let relay = RelayProcess::start_command(live("@streamer"));
@@ -282,6 +294,7 @@ async fn live_saves_its_handle_once_connected_and_not_when_it_fails() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(home.setup()["handles"], json!(["streamer"]));
+    assert_eq!(home.setup()["config"], custom.display().to_string());
     drop(relay);
 
     // A handle that does not exist never connects: the saved setup stays as it was.
@@ -296,6 +309,12 @@ async fn live_saves_its_handle_once_connected_and_not_when_it_fails() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(home.setup()["handles"], json!(["streamer"]));
+
+    // The start without a command uses the saved config and connects the saved handle.
+    let relay = home.start(&["--port", "0", "--no-browser"], Some(&fake));
+    let status = get_json(relay.url("/api/config")).await;
+    assert_eq!(status["file"], custom.display().to_string());
+    wait_connection(&relay, "connected", |c| c["unique_id"] == "streamer").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -325,15 +344,7 @@ async fn the_first_screen_shows_while_idle_and_not_with_a_source() {
         json!(true),
         "a relay with a source shows no first screen"
     );
-    // Until the source manager and the config routes are merged, their 404s are expected.
-    let errors: Vec<String> = page
-        .console_errors()
-        .into_iter()
-        .filter(|e| {
-            !(e.contains("404")
-                && (e.contains("/api/sources") || e.contains("/api/config")))
-        })
-        .collect();
+    let errors = page.console_errors();
     assert!(errors.is_empty(), "console errors: {errors:#?}");
     browser.close().await;
 }

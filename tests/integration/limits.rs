@@ -10,7 +10,7 @@ use tikrelay::events::{Event, EventKind, Source, User};
 use tikrelay::pipeline::Input;
 use tikrelay::stats::{LEADERBOARD_SIZE, MAX_LEADERBOARD_ENTRIES};
 
-use crate::support::{InProcess, WAIT, binary, get_json, post_test_event};
+use crate::support::{InProcess, WAIT, binary_command, get_json, post_test_event};
 
 fn like(i: u64, user: &str, count: u64) -> Input {
     let mut e = Event::new(
@@ -234,7 +234,7 @@ fn action_backlogs_are_capped_whatever_the_config_says() {
 
 /// Runs the binary; fails the test if it does not end within [`WAIT`].
 fn run_bounded(args: &[&str]) -> (Option<i32>, String) {
-    let mut child = std::process::Command::new(binary())
+    let mut child = binary_command()
         .args(args)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())

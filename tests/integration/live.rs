@@ -3,7 +3,7 @@
 //! sign server and handshake failures, bad frames, the end of the LIVE, `--wait-live`, and the
 //! recording round trip. The relay runs in-process (fast) except where the exit code matters.
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use prost::Message as _;
@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use crate::support::fake_tiktok::{FakeTikTok, LiveOpts, LiveRelay, SignReply, Step, TTWID};
 use crate::support::webcast::{self as wc, user_id};
-use crate::support::{WAIT, binary, get_json};
+use crate::support::{WAIT, binary_command, get_json};
 use tikrelay::proto::{PushHeader, WebcastPushFrame};
 
 fn is_type(ty: &'static str) -> impl Fn(&Value) -> bool {
@@ -648,7 +648,7 @@ async fn record_writes_the_frames_as_received_and_replay_gives_the_same_events()
 
 /// Runs the binary to its exit; returns (exit code, stdout, stderr).
 fn run_binary(args: &[&str]) -> (Option<i32>, String, String) {
-    let mut child = Command::new(binary())
+    let mut child = binary_command()
         .args(args)
         .env("RUST_LOG", "info")
         .env_remove("TIKRELAY_SIGN_API_KEY")

@@ -7,6 +7,7 @@ mod support;
 mod alerts;
 mod alerts_page;
 mod compat;
+mod config_file;
 mod demo_e2e;
 mod firstrun;
 mod full_disk;

@@ -10,7 +10,7 @@ use tikrelay::cli::ReplayArgs;
 use tikrelay::recorder::{MAGIC, RecordKind, encode_record};
 use tikrelay::sources::demo::DemoStream;
 
-use crate::support::{binary, common_args};
+use crate::support::{binary_command, common_args};
 
 fn args(file: &Path, out: &Path, repeat: bool) -> ReplayArgs {
     ReplayArgs {
@@ -119,7 +119,7 @@ fn the_binary_prints_throughput_and_refuses_a_missing_file() {
         bytes.extend(frame);
     }
     std::fs::write(&file, bytes).unwrap();
-    let out = std::process::Command::new(binary())
+    let out = binary_command()
         .args([
             "replay",
             file.to_str().unwrap(),
@@ -142,7 +142,7 @@ fn the_binary_prints_throughput_and_refuses_a_missing_file() {
         "{stdout}"
     );
 
-    let out = std::process::Command::new(binary())
+    let out = binary_command()
         .args(["replay", "/nonexistent/x.tikrec", "--no-server"])
         .output()
         .unwrap();
@@ -171,10 +171,7 @@ pub(crate) fn comment_frames(seed: u64, n: usize) -> Vec<Vec<u8>> {
 }
 
 fn run_binary(args: &[&str]) -> (Option<i32>, String, String) {
-    let out = std::process::Command::new(binary())
-        .args(args)
-        .output()
-        .unwrap();
+    let out = binary_command().args(args).output().unwrap();
     (
         out.status.code(),
         String::from_utf8_lossy(&out.stdout).into_owned(),

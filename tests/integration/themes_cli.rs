@@ -1,12 +1,12 @@
 //! `tikrelay theme new` and `tikrelay check --overlays`, run as the real binary: exit codes,
 //! and messages that name the file and line and say what to do.
 
-use std::process::{Command, Output};
+use std::process::Output;
 
-use crate::support::binary;
+use crate::support::binary_command;
 
 fn run(args: &[&str]) -> Output {
-    Command::new(binary())
+    binary_command()
         .args(args)
         .env("RUST_LOG", "off")
         .output()

@@ -3,12 +3,14 @@
 //! overlays folder, and names with spaces. Each test checks the relay still serves afterwards.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::support::{RelayProcess, WAIT, WsClient, binary, get_json, http, post_test_event};
+use crate::support::{
+    RelayProcess, WAIT, WsClient, binary_command, get_json, http, post_test_event,
+};
 
 const RECURSIVE: &str = "{{#*inline \"r\"}}{{> r}}{{/inline}}{{> r}}";
 
@@ -31,7 +33,7 @@ fn demo_with_overlays(overlays: &Path) -> RelayProcess {
 }
 
 fn run(args: &[&str]) -> Output {
-    let mut child = Command::new(binary())
+    let mut child = binary_command()
         .args(args)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())

@@ -16,7 +16,7 @@ use tikrelay::proto;
 use tikrelay::tiktok::frame;
 
 use crate::support::rcon_server::{ServerOptions, TestServer};
-use crate::support::{InProcess, RelayProcess, WAIT, binary, post_test_event};
+use crate::support::{InProcess, RelayProcess, WAIT, binary_command, post_test_event};
 
 const MARKER: &str = "say marker";
 
@@ -579,17 +579,14 @@ fn check_validates_a_config_and_names_line_and_column() {
         None,
         "[[trigger]]\non = \"follow\"\nalert = { title = \"hi\" }\n",
     );
-    let out = std::process::Command::new(binary())
+    let out = binary_command()
         .args(["check", "--config", good.path().to_str().unwrap()])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stdout).contains("config ok"));
 
-    let out = std::process::Command::new(binary())
-        .args(["check"])
-        .output()
-        .unwrap();
+    let out = binary_command().args(["check"]).output().unwrap();
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -603,7 +600,7 @@ fn check_validates_a_config_and_names_line_and_column() {
     )
     .unwrap();
     for args in [vec!["check"], vec!["demo", "--port", "0"]] {
-        let out = std::process::Command::new(binary())
+        let out = binary_command()
             .args(&args)
             .args(["--config", bad.path().to_str().unwrap()])
             .output()
@@ -615,7 +612,7 @@ fn check_validates_a_config_and_names_line_and_column() {
         assert!(err.contains("five"), "{err}");
     }
 
-    let missing = std::process::Command::new(binary())
+    let missing = binary_command()
         .args(["check", "--config", "/nonexistent/tikrelay.toml"])
         .output()
         .unwrap();

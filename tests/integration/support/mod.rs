@@ -129,6 +129,27 @@ pub fn binary() -> &'static str {
     env!("CARGO_BIN_EXE_tikrelay")
 }
 
+/// The binary, with its per-user config folder in a temp folder (see [`isolate_config`]).
+pub fn binary_command() -> Command {
+    let mut command = Command::new(binary());
+    isolate_config(&mut command);
+    command
+}
+
+/// Points the variables the per-user config file comes from (XDG_CONFIG_HOME, APPDATA, HOME)
+/// at a temp folder kept for the whole test run, unless the test set them itself: a relay
+/// started without `--config` creates its config file there, never in the real home.
+pub fn isolate_config(command: &mut Command) {
+    static HOME: OnceLock<tempfile::TempDir> = OnceLock::new();
+    let home = HOME.get_or_init(|| tempfile::tempdir().expect("temp home"));
+    let set: Vec<_> = command.get_envs().map(|(k, _)| k.to_os_string()).collect();
+    for var in ["XDG_CONFIG_HOME", "APPDATA", "HOME"] {
+        if !set.iter().any(|k| k == var) {
+            command.env(var, home.path());
+        }
+    }
+}
+
 impl RelayProcess {
     /// Starts the binary and waits for its `listening on` line.
     pub fn start(args: &[&str]) -> RelayProcess {
@@ -152,6 +173,7 @@ impl RelayProcess {
     /// its `listening on` line. The data dir defaults to a fresh temp folder.
     pub fn start_command(mut command: Command) -> RelayProcess {
         let data_dir = tempfile::tempdir().expect("temp dir");
+        isolate_config(&mut command);
         let mut child = command
             .env("TIKRELAY_DATA_DIR", data_dir.path())
             .stdin(Stdio::null())
