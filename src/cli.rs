@@ -41,9 +41,6 @@ pub struct StartArgs {
     /// Do not open the dashboard in the browser (it is never opened without a display).
     #[arg(long)]
     pub no_browser: bool,
-    /// Where live sources connect (flags or environment variables; the defaults are TikTok's).
-    #[command(flatten)]
-    pub tiktok: TiktokArgs,
 }
 
 impl Cli {
@@ -79,8 +76,10 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct LiveArgs {
-    /// Whose LIVE: @user, user, a tiktok.com/@user/live link, or room:ID.
-    pub target: String,
+    /// Whose LIVE: @user, user, a tiktok.com/@user/live link, or room:ID. Several targets
+    /// relay several LIVEs side by side, each as its own stream.
+    #[arg(required = true, num_args = 1.., value_name = "TARGET")]
+    pub targets: Vec<String>,
     /// Write every raw frame to FILE (TIKREC1 format; play it with tikrelay replay).
     #[arg(long, value_name = "FILE")]
     pub record: Option<PathBuf>,
@@ -93,30 +92,29 @@ pub struct LiveArgs {
     /// Exit (code 0) when the LIVE ends instead of keeping the overlays served until Ctrl-C.
     #[arg(long, conflicts_with = "wait_live")]
     pub exit_on_end: bool,
-    #[command(flatten)]
-    pub tiktok: TiktokArgs,
 }
 
 /// Where the live client connects; every URL can point at a local fake.
 #[derive(Debug, Args, Clone)]
 pub struct TiktokArgs {
     /// The sign server that makes TikTok's signed first request (Euler Stream by default).
-    #[arg(long, value_name = "URL", default_value = crate::sources::live::DEFAULT_SIGN_URL, env = "TIKRELAY_SIGN_URL")]
+    #[arg(long, global = true, value_name = "URL", default_value = crate::sources::live::DEFAULT_SIGN_URL, env = "TIKRELAY_SIGN_URL")]
     pub sign_url: String,
     /// API key for the sign server (raises its limits). Prefer the environment variable: a
     /// key on the command line shows in the process list.
     #[arg(
         long,
+        global = true,
         value_name = "KEY",
         env = "TIKRELAY_SIGN_API_KEY",
         hide_env_values = true
     )]
     pub sign_api_key: Option<String>,
     /// TikTok's web host (live page, room API).
-    #[arg(long, value_name = "URL", default_value = crate::sources::live::DEFAULT_WEB_URL, env = "TIKRELAY_TIKTOK_WEB_URL")]
+    #[arg(long, global = true, value_name = "URL", default_value = crate::sources::live::DEFAULT_WEB_URL, env = "TIKRELAY_TIKTOK_WEB_URL")]
     pub tiktok_web_url: String,
     /// TikTok's webcast host (live check by room id).
-    #[arg(long, value_name = "URL", default_value = crate::sources::live::DEFAULT_WEBCAST_URL, env = "TIKRELAY_TIKTOK_WEBCAST_URL")]
+    #[arg(long, global = true, value_name = "URL", default_value = crate::sources::live::DEFAULT_WEBCAST_URL, env = "TIKRELAY_TIKTOK_WEBCAST_URL")]
     pub tiktok_webcast_url: String,
 }
 
@@ -231,6 +229,9 @@ pub struct CommonArgs {
     /// Less log output (-q warnings only, -qq errors only).
     #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "verbose")]
     pub quiet: u8,
+    /// Where live sources connect (those of `live` and those started over `/api/sources`).
+    #[command(flatten)]
+    pub tiktok: TiktokArgs,
     /// Whether `--port` was given (flag or environment) rather than defaulted: only a given
     /// port is saved for, or overrides, the saved setup. Set by [`Cli::parse_args`].
     #[arg(skip)]

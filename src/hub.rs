@@ -67,6 +67,9 @@ pub enum Audience {
     All,
     /// Only clients that play this alert queue.
     QueuePlayers(Arc<str>),
+    /// Clients that follow this stream (every client does unless it chose streams), narrowed
+    /// by type filters like [`Audience::All`]: how events go out.
+    Stream(Arc<str>),
 }
 
 /// One message on its way to websocket clients, already serialised.
@@ -105,14 +108,24 @@ pub struct ClientFilter {
     pub types: Option<HashSet<String>>,
     /// Alert queues this client plays.
     pub queues: HashSet<String>,
+    /// `None`: events of every stream; else only these streams' (`/ws?stream=a,b`).
+    pub streams: Option<HashSet<String>>,
 }
 
 impl ClientFilter {
     pub fn wants(&self, out: &Outbound) -> bool {
         match &out.audience {
             Audience::QueuePlayers(q) => self.queues.contains(q.as_ref()),
-            Audience::All if !out.is_event => true,
-            Audience::All => match &self.types {
+            Audience::Stream(s)
+                if self
+                    .streams
+                    .as_ref()
+                    .is_some_and(|streams| !streams.contains(s.as_ref())) =>
+            {
+                false
+            }
+            Audience::All | Audience::Stream(_) if !out.is_event => true,
+            Audience::All | Audience::Stream(_) => match &self.types {
                 None => out.type_name.as_ref() != "webcast",
                 Some(types) => types.contains(out.type_name.as_ref()),
             },
@@ -200,7 +213,7 @@ impl Hub {
             type_name: event.type_name().into(),
             json: event.to_json().into(),
             is_event: true,
-            audience: Audience::All,
+            audience: Audience::Stream(event.stream.as_str().into()),
         };
         let event = Arc::new(event);
         self.recent
@@ -379,6 +392,7 @@ mod tests {
         let gifts = ClientFilter {
             types: Some(["gift".to_string()].into()),
             queues: HashSet::new(),
+            streams: None,
         };
         let follow = Outbound {
             type_name: "follow".into(),

@@ -166,6 +166,10 @@ impl Saver {
         let mut session = self.stats.session_state();
         trim_board(&mut session.gifters);
         trim_board(&mut session.likers);
+        for s in session.streams.values_mut() {
+            trim_board(&mut s.gifters);
+            trim_board(&mut s.likers);
+        }
         let mut result = self.dir.save(SESSION_FILE, &session);
         if let Some(alerts) = self.alerts.upgrade() {
             let saved = self.dir.save(ALERTS_FILE, &alerts.saved());

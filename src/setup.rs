@@ -6,6 +6,7 @@
 
 use std::path::PathBuf;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::{Deserialize, Serialize};
 
@@ -61,6 +62,9 @@ pub struct SetupStore {
     /// The config and port this start was given, saved along with a handle.
     start_config: Option<PathBuf>,
     start_port: Option<u16>,
+    /// Started without a command: the dashboard offers its connect screen whenever no source
+    /// runs. Other commands name their source, so their dashboards never do.
+    offers_connect: AtomicBool,
 }
 
 impl SetupStore {
@@ -76,6 +80,7 @@ impl SetupStore {
             current: Mutex::new(current),
             start_config: None,
             start_port: None,
+            offers_connect: AtomicBool::new(false),
         }
     }
 
@@ -85,6 +90,15 @@ impl SetupStore {
         self.start_config = config;
         self.start_port = port;
         self
+    }
+
+    /// Marks this relay as started without a command (see `offers_connect`).
+    pub fn offer_connect(&self) {
+        self.offers_connect.store(true, Ordering::Relaxed);
+    }
+
+    pub fn offers_connect(&self) -> bool {
+        self.offers_connect.load(Ordering::Relaxed)
     }
 
     pub fn get(&self) -> SavedSetup {

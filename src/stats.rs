@@ -1,5 +1,9 @@
 //! Session totals and the state snapshot: connection, counters, leaderboards.
 //!
+//! Totals, leaderboards and goals are kept combined (the top-level fields, what a page that
+//! knows nothing of streams shows) and per stream (`streams.NAME`, for a page that follows one
+//! stream with `?stream=NAME`).
+//!
 //! Every published event passes through [`Stats::apply`], so the snapshot that `/api/state` and
 //! the websocket `hello` carry is always current. Changes are collected per part and pushed as
 //! throttled `state` messages by the hub, so a like storm does not flood overlays.
@@ -9,7 +13,7 @@
 //! down to [`LEADERBOARD_KEEP`], logged once per board), and every total saturates instead of
 //! wrapping around on absurd values.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
@@ -70,7 +74,22 @@ pub struct SessionState {
     pub totals: Totals,
     pub gifters: HashMap<String, LeaderEntry>,
     pub likers: HashMap<String, LeaderEntry>,
+    /// The same counters for each stream on its own.
+    #[serde(default)]
+    pub streams: BTreeMap<String, StreamState>,
 }
+
+/// One stream's counters and leaderboards.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct StreamState {
+    pub totals: Totals,
+    pub gifters: HashMap<String, LeaderEntry>,
+    pub likers: HashMap<String, LeaderEntry>,
+}
+
+/// Streams kept at most; past that the totals of new streams count only in the combined ones
+/// (a relay runs a handful of sources, so this only bounds memory against a runaway client).
+pub const MAX_STREAMS: usize = 64;
 
 #[derive(Default)]
 struct Inner {
@@ -93,6 +112,10 @@ impl Stats {
         // A saved file holds at most persist's 1,000 per board; a hand-edited one may not.
         keep_best(&mut state.gifters, LEADERBOARD_KEEP);
         keep_best(&mut state.likers, LEADERBOARD_KEEP);
+        for s in state.streams.values_mut() {
+            keep_best(&mut s.gifters, LEADERBOARD_KEEP);
+            keep_best(&mut s.likers, LEADERBOARD_KEEP);
+        }
         Stats {
             inner: Mutex::new(Inner {
                 state,
@@ -119,7 +142,7 @@ impl Stats {
         inner.changed.insert("connection");
     }
 
-    /// Folds one event into the totals.
+    /// Folds one event into the totals: the combined ones and its stream's.
     pub fn apply(&self, event: &Event) {
         let mut inner = self.inner.lock().expect("stats lock");
         let Inner {
@@ -128,7 +151,6 @@ impl Stats {
             trimmed,
             ..
         } = &mut *inner;
-        let t = &mut state.totals;
         match &event.kind {
             EventKind::Connected { unique_id } => {
                 let c = &mut state.connection;
@@ -143,63 +165,32 @@ impl Stats {
             EventKind::LivePaused => connection(state, changed, "paused", event),
             EventKind::LiveResumed => connection(state, changed, "connected", event),
             EventKind::LiveEnded => connection(state, changed, "ended", event),
-            EventKind::Comment { .. } => {
-                t.comments = t.comments.saturating_add(1);
-                changed.insert("totals");
-            }
-            EventKind::Follow => {
-                t.follows = t.follows.saturating_add(1);
-                changed.insert("totals");
-            }
-            EventKind::Share => {
-                t.shares = t.shares.saturating_add(1);
-                changed.insert("totals");
-            }
-            EventKind::Join { .. } => {
-                t.joins = t.joins.saturating_add(1);
-                changed.insert("totals");
-            }
-            EventKind::Like { count, total } => {
-                t.likes = t.likes.saturating_add(*count);
-                t.room_likes = t.room_likes.max(*total);
-                changed.insert("totals");
-                if let Some(user) = &event.user {
-                    add_score(
-                        &mut state.likers,
-                        user,
-                        *count,
-                        &mut trimmed[1],
-                        "top likers",
-                    );
-                    changed.insert("top_likers");
-                }
-            }
-            EventKind::Viewers {
-                viewers,
-                total_viewers,
-            } => {
-                t.viewers = *viewers;
-                t.peak_viewers = t.peak_viewers.max(*viewers);
-                t.total_viewers = t.total_viewers.max(*total_viewers);
-                changed.insert("totals");
-            }
-            EventKind::Gift { diamonds_total, .. } => {
-                t.gifts = t.gifts.saturating_add(1);
-                t.diamonds = t.diamonds.saturating_add(*diamonds_total);
-                changed.insert("totals");
-                if let Some(user) = &event.user {
-                    add_score(
-                        &mut state.gifters,
-                        user,
-                        *diamonds_total,
-                        &mut trimmed[0],
-                        "top gifters",
-                    );
-                    changed.insert("top_gifters");
-                }
-            }
             _ => {}
         }
+        let mut board = Board {
+            totals: &mut state.totals,
+            gifters: &mut state.gifters,
+            likers: &mut state.likers,
+            trimmed,
+        };
+        if !board.fold(event, changed) {
+            return;
+        }
+        let streams = &mut state.streams;
+        if !streams.contains_key(&event.stream) && streams.len() >= MAX_STREAMS {
+            return;
+        }
+        let one = streams.entry(event.stream.clone()).or_default();
+        // Trimming is logged once, for the combined boards.
+        let mut quiet = [true; 2];
+        Board {
+            totals: &mut one.totals,
+            gifters: &mut one.gifters,
+            likers: &mut one.likers,
+            trimmed: &mut quiet,
+        }
+        .fold(event, changed);
+        changed.insert("streams");
     }
 
     /// The whole snapshot.
@@ -211,6 +202,7 @@ impl Stats {
             "top_gifters": leaderboard(&inner.state.gifters),
             "top_likers": leaderboard(&inner.state.likers),
             "goals": goals(&inner.goals, &inner.state.totals),
+            "streams": streams(&inner.goals, &inner.state.streams),
         })
     }
 
@@ -237,12 +229,90 @@ impl Stats {
                 "top_gifters" => leaderboard(&inner.state.gifters),
                 "top_likers" => leaderboard(&inner.state.likers),
                 "goals" => goals(&inner.goals, &inner.state.totals),
+                "streams" => streams(&inner.goals, &inner.state.streams),
                 _ => continue,
             };
             out.insert(part.into(), value);
         }
         Some(Value::Object(out))
     }
+}
+
+/// One set of counters and leaderboards (the combined one or a stream's).
+struct Board<'a> {
+    totals: &'a mut Totals,
+    gifters: &'a mut HashMap<String, LeaderEntry>,
+    likers: &'a mut HashMap<String, LeaderEntry>,
+    trimmed: &'a mut [bool; 2],
+}
+
+impl Board<'_> {
+    /// Counts the event; false when it counts nowhere.
+    fn fold(&mut self, event: &Event, changed: &mut BTreeSet<&'static str>) -> bool {
+        let t = &mut *self.totals;
+        match &event.kind {
+            EventKind::Comment { .. } => t.comments = t.comments.saturating_add(1),
+            EventKind::Follow => t.follows = t.follows.saturating_add(1),
+            EventKind::Share => t.shares = t.shares.saturating_add(1),
+            EventKind::Join { .. } => t.joins = t.joins.saturating_add(1),
+            EventKind::Like { count, total } => {
+                t.likes = t.likes.saturating_add(*count);
+                t.room_likes = t.room_likes.max(*total);
+                if let Some(user) = &event.user {
+                    add_score(
+                        self.likers,
+                        user,
+                        *count,
+                        &mut self.trimmed[1],
+                        "top likers",
+                    );
+                    changed.insert("top_likers");
+                }
+            }
+            EventKind::Viewers {
+                viewers,
+                total_viewers,
+            } => {
+                t.viewers = *viewers;
+                t.peak_viewers = t.peak_viewers.max(*viewers);
+                t.total_viewers = t.total_viewers.max(*total_viewers);
+            }
+            EventKind::Gift { diamonds_total, .. } => {
+                t.gifts = t.gifts.saturating_add(1);
+                t.diamonds = t.diamonds.saturating_add(*diamonds_total);
+                if let Some(user) = &event.user {
+                    add_score(
+                        self.gifters,
+                        user,
+                        *diamonds_total,
+                        &mut self.trimmed[0],
+                        "top gifters",
+                    );
+                    changed.insert("top_gifters");
+                }
+            }
+            _ => return false,
+        }
+        changed.insert("totals");
+        true
+    }
+}
+
+/// `{name: {totals, top_gifters, top_likers, goals}}` for each stream.
+fn streams(g: &Goals, streams: &BTreeMap<String, StreamState>) -> Value {
+    let mut out = serde_json::Map::new();
+    for (name, s) in streams {
+        out.insert(
+            name.clone(),
+            json!({
+                "totals": s.totals,
+                "top_gifters": leaderboard(&s.gifters),
+                "top_likers": leaderboard(&s.likers),
+                "goals": goals(g, &s.totals),
+            }),
+        );
+    }
+    Value::Object(out)
 }
 
 fn connection(

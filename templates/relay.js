@@ -18,6 +18,8 @@
   var options = { types: null, queue: null, reload: true };
   var backoff = 500;
   var token = new URLSearchParams(location.search).get("token") || "";
+  // ?stream=alice on a page's URL follows that stream only (its events on /ws); default: all.
+  var stream = new URLSearchParams(location.search).get("stream") || "";
   // Alert players by queue name: {queue, render, stop, waiting: [], current: null}.
   var players = {};
 
@@ -180,6 +182,7 @@
     // An empty list means relay messages only (state, reload…): no event type is named "-".
     if (options.types) url.searchParams.set("types", options.types.length ? options.types.join(",") : "-");
     if (options.queue) url.searchParams.set("queue", options.queue);
+    if (stream) url.searchParams.set("stream", stream);
     if (token) url.searchParams.set("token", token);
     return url.toString();
   }

@@ -14,7 +14,7 @@ mod urls;
 
 pub use check::check;
 pub use console::hold_window_on_error;
-pub use live::{live, live_config};
+pub use live::{live, live_config, live_defaults};
 pub use replay::replay;
 pub use saved::start_saved;
 
@@ -25,19 +25,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::mpsc;
 
 use crate::cli::{Cli, Command, CommonArgs};
 use crate::config::Config;
 use crate::config::current::ConfigState;
 use crate::events::Source;
-use crate::events::normalise::Normaliser;
 use crate::hub::Hub;
 use crate::persist::{DataDir, SESSION_FILE};
-use crate::pipeline::{self, Input};
+use crate::pipeline::{self, Feed};
 use crate::recorder::EventRecorder;
 use crate::server::{self, OriginPolicy, Relay};
 use crate::sources::demo;
+use crate::sources::manager::{SourceManager, SourceSpec};
 use crate::stats::SessionState;
 use crate::stats::Stats;
 use crate::themes::watch::ThemeWatcher;
@@ -103,16 +102,23 @@ pub async fn run(
             }
             let listener = bind(&cli.common).await?;
             let running = start(listener, &cli.common, Source::Demo)?;
-            let tx = running.input.clone();
-            tokio::spawn(demo::run(options, tx));
+            running
+                .sources
+                .start(SourceSpec::Demo {
+                    name: None,
+                    options,
+                })
+                .map_err(|e| AppError::Usage(e.to_string()))?;
             running.serve(shutdown).await;
             Ok(())
         }
         Command::Check(_) => check(&cli.common),
         Command::Theme(crate::cli::ThemeCommand::New { dir }) => check::theme_new(&dir),
         Command::Live(args) => {
-            let mut config = live_config(&args)?;
-            config::sign_key_from_file(&mut config, &cli.common);
+            let mut config = live_config(&cli.common, &args)?;
+            for c in &mut config {
+                config::sign_key_from_file(c, &cli.common);
+            }
             let listener = bind(&cli.common).await?;
             let record = RecordPaths {
                 frames: args.record.clone(),
@@ -232,7 +238,7 @@ impl Served {
 }
 
 /// Waits until the pipeline has taken every input, then a moment for clients to receive it.
-async fn drain(input: &mpsc::Sender<Input>) {
+async fn drain(input: &Feed) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     while input.capacity() < input.max_capacity() && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -259,7 +265,11 @@ pub async fn bind(common: &CommonArgs) -> Result<TcpListener, AppError> {
 pub struct Running {
     pub addr: SocketAddr,
     pub hub: Arc<Hub>,
-    pub input: mpsc::Sender<Input>,
+    /// A feed into the pipeline tagged with the command's own stream (`demo`, `replay`,
+    /// `tiktok`), for inputs that come from no managed source (tests, benchmarks).
+    pub input: Feed,
+    /// The sources feeding the pipeline; started and stopped at will.
+    pub sources: Arc<SourceManager>,
     listener: TcpListener,
     relay: Arc<Relay>,
     /// Hot reload of `--overlays`/`--templates`; lives as long as the server.
@@ -307,12 +317,13 @@ pub fn start(
     let obs = config.obs.clone();
     let engine = triggers::start(config, &hub, data);
     let themes = Arc::new(ThemeRegistry::load(theme_sources(common)));
-    let (input, input_rx) = mpsc::channel(pipeline::INPUT_BUFFER);
-    tokio::spawn(pipeline::run(
-        input_rx,
-        Normaliser::new(source, combo_timeout),
-        hub.clone(),
-    ));
+    let (pipeline_tx, pipeline_rx) = pipeline::channel();
+    tokio::spawn(pipeline::run(pipeline_rx, combo_timeout, hub.clone()));
+    let input = Feed::new(pipeline_tx.clone(), source.as_str(), source);
+    let mut live = live_defaults(common)?;
+    // The config file's `[live] sign_api_key` when neither the flag nor the variable gave one.
+    live.sign_api_key = live.sign_api_key.or_else(|| config_state.sign_api_key());
+    let sources = SourceManager::new(pipeline_tx, live);
     let pusher = Arc::downgrade(&hub);
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(STATE_PUSH_INTERVAL);
@@ -328,6 +339,7 @@ pub fn start(
         hub: hub.clone(),
         themes: themes.clone(),
         input: input.clone(),
+        sources: sources.clone(),
         origin,
         alerts: engine.alerts.clone(),
         obs,
@@ -342,6 +354,7 @@ pub fn start(
         addr,
         hub,
         input,
+        sources,
         listener,
         relay,
         watcher,

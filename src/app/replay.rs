@@ -5,13 +5,11 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
-
 use crate::cli::{CommonArgs, ReplayArgs};
 use crate::events::Source;
-use crate::events::normalise::Normaliser;
 use crate::hub::Hub;
-use crate::pipeline;
+use crate::pipeline::{self, Feed};
+use crate::sources::manager::{SourceSpec, replay_stream};
 use crate::sources::replay::{self, ReplayOptions};
 use crate::stats::Stats;
 
@@ -43,12 +41,9 @@ pub async fn replay(
             .map_err(|_| AppError::Usage("--combo-timeout takes seconds, e.g. 10".into()))?;
         let hub = Hub::new(Arc::new(Stats::default()));
         let events = record_events(args.jsonl.as_deref(), &hub)?;
-        let (tx, rx) = mpsc::channel(pipeline::INPUT_BUFFER);
-        let pipeline = tokio::spawn(pipeline::run(
-            rx,
-            Normaliser::new(Source::Replay, combo_timeout),
-            hub.clone(),
-        ));
+        let (tx, rx) = pipeline::channel();
+        let pipeline = tokio::spawn(pipeline::run(rx, combo_timeout, hub.clone()));
+        let tx = Feed::new(tx, &replay_stream(&args.file), Source::Replay);
         let started = std::time::Instant::now();
         let played = tokio::select! {
             r = replay::run(args.file.clone(), options, tx) => r,
@@ -71,27 +66,29 @@ pub async fn replay(
         );
         return Ok(());
     }
+    replay::detect(&args.file).map_err(replay_error)?;
     let listener = bind(common).await?;
     let running = start(listener, common, Source::Replay)?;
     running.hub.stats().set_connection("replay", "connected");
     let events = record_events(args.jsonl.as_deref(), &running.hub)?;
     let input = running.input.clone();
+    let sources = running.sources.clone();
     let server = Served::spawn(running);
+    let source = sources
+        .start(SourceSpec::Replay {
+            file: args.file.clone(),
+            options,
+        })
+        .map_err(|e| AppError::Usage(e.to_string()))?;
     let played = tokio::select! {
-        r = replay::run(args.file.clone(), options, input.clone()) => r,
-        _ = shutdown => Ok(Default::default()),
+        r = sources.finished(&source.id) => r.unwrap_or(Ok(())),
+        _ = shutdown => Ok(()),
     };
+    sources.abort_all();
     drain(&input).await;
     server.stop().await;
     if let Some(e) = events {
         e.finish().await;
     }
-    let played = played.map_err(replay_error)?;
-    tracing::info!(
-        "replay finished: {} items played, {} lines skipped, {} gaps shortened",
-        played.sent,
-        played.skipped,
-        played.shortened_gaps
-    );
-    Ok(())
+    played.map_err(AppError::Usage)
 }

@@ -12,6 +12,8 @@ use crate::events::{EventKind, Source};
 use crate::hub::Hub;
 use crate::persist::DataDir;
 use crate::setup::{SavedSetup, SetupStore, handle_of};
+use crate::sources::live::Target;
+use crate::sources::manager::SourceSpec;
 
 use super::{AppError, Running, bind, open_data_dir, start};
 
@@ -121,43 +123,31 @@ pub async fn start_saved(
     let listener = bind(&common).await?;
     let running = start(listener, &common, Source::Tiktok)?;
     let dashboard = running.dashboard_url();
+    running.relay.setup.offer_connect();
     if saved.handles.is_empty() {
         running.hub.stats().set_connection("none", "idle");
         tracing::info!("nothing saved yet: connect a stream from the dashboard");
         super::browser::open_dashboard(&dashboard, args.no_browser);
     } else {
-        connect_saved(&running, &saved.handles, &args)?;
+        connect_saved(&running, &saved.handles)?;
     }
     running.serve(shutdown).await;
     Ok(())
 }
 
-/// Connects the saved handles.
-fn connect_saved(running: &Running, handles: &[String], args: &StartArgs) -> Result<(), AppError> {
-    let live = crate::cli::LiveArgs {
-        target: format!("@{}", handles[0]),
-        record: None,
-        record_events: None,
-        wait_live: true,
-        exit_on_end: false,
-        tiktok: args.tiktok.clone(),
-    };
-    if handles.len() > 1 {
-        tracing::warn!(
-            "this version connects one saved handle; @{} only",
-            handles[0]
-        );
+/// Connects the saved handles, each a live source of its own that waits for its LIVE (a
+/// double-click before going live must not fail).
+fn connect_saved(running: &Running, handles: &[String]) -> Result<(), AppError> {
+    for handle in handles {
+        let target = Target::parse(handle).map_err(AppError::Usage)?;
+        tracing::info!("connecting the saved handle {target}");
+        running
+            .sources
+            .start(SourceSpec::Live {
+                target,
+                wait_live: true,
+            })
+            .map_err(|e| AppError::Usage(format!("the saved handle @{handle}: {e}")))?;
     }
-    let config = super::live_config(&live)?;
-    tracing::info!("connecting the saved handle @{}", handles[0]);
-    let outputs = crate::sources::live::ws::Outputs {
-        input: running.input.clone(),
-        recorder: None,
-    };
-    tokio::spawn(async move {
-        if let Err(e) = crate::sources::live::client::run(config, outputs).await {
-            tracing::error!("{e}");
-        }
-    });
     Ok(())
 }

@@ -170,6 +170,8 @@ pub struct WebhookAction {
 pub struct Trigger {
     pub name: String,
     pub on: String,
+    /// Fires only for events of this stream (`stream = "alice"`); `None`: every stream.
+    pub stream: Option<String>,
     pub gift: Option<GiftMatch>,
     pub min_diamonds: Option<u64>,
     pub min_count: Option<u64>,

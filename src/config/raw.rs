@@ -53,6 +53,7 @@ pub(super) struct RawQueue {
 pub(super) struct RawTrigger {
     pub(super) name: Option<String>,
     pub(super) on: Spanned<String>,
+    pub(super) stream: Option<Spanned<String>>,
     pub(super) gift: Option<Spanned<toml::Value>>,
     pub(super) min_diamonds: Option<u64>,
     pub(super) min_count: Option<u64>,

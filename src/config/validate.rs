@@ -453,9 +453,20 @@ fn conditions(cx: &Ctx, name: String, on: String, t: &RawTrigger) -> Result<Trig
             }
         }),
     };
+    let stream = match &t.stream {
+        None => None,
+        Some(s) if s.get_ref().trim().is_empty() => {
+            return Err(cx.err(
+                s.span(),
+                "`stream` names a stream, e.g. stream = \"alice\" (the host's handle, a demo's name or a replay file's stem); leave it out for every stream",
+            ));
+        }
+        Some(s) => Some(s.get_ref().trim().trim_start_matches('@').to_string()),
+    };
     Ok(Trigger {
         name,
         on,
+        stream,
         gift,
         min_diamonds: t.min_diamonds,
         min_count: t.min_count,

@@ -321,6 +321,7 @@ fn combo_event(
         id,
         ts,
         source: open.source,
+        stream: String::new(),
         room_id: spare.room_id.unwrap_or_else(|| open.room_id.clone()),
         user: spare.user.or_else(|| open.user.clone()),
     }
@@ -349,6 +350,7 @@ fn gift_event(
         id,
         ts,
         source,
+        stream: String::new(),
         room_id,
         user,
     }

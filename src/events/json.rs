@@ -141,6 +141,7 @@ pub(crate) fn write_event(out: &mut Vec<u8>, e: &Event) {
     key(out, "ts");
     int(out, e.ts);
     key_str(out, "source", e.source.as_str());
+    key_str(out, "stream", &e.stream);
     if let Some(room) = &e.room_id {
         key_str(out, "room_id", room);
     }

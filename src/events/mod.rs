@@ -2,7 +2,7 @@
 //!
 //! Every source (live TikTok, demo, replay, `/api/test`) produces [`Event`]s and every output
 //! (websocket, recorder, stats, triggers) consumes them. The JSON form is the public contract of
-//! DESIGN.md: an envelope (`v`, `type`, `id`, `ts`, `source`, `room_id`, `user`) plus the fields
+//! DESIGN.md: an envelope (`v`, `type`, `id`, `ts`, `source`, `stream`, `room_id`, `user`) plus the fields
 //! of the event kind; 64-bit ids are strings. [`normalise`] turns decoded webcast messages into
 //! events and owns the gift combo rules ([`combo`]) and message de-duplication ([`dedupe`]).
 
@@ -289,6 +289,10 @@ pub struct Event {
     /// Milliseconds since the Unix epoch.
     pub ts: i64,
     pub source: Source,
+    /// Which stream the event belongs to: the host's handle for live, the demo's name, the
+    /// replay file's stem (set by the pipeline from the source that fed it).
+    #[serde(default)]
+    pub stream: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub room_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -387,6 +391,7 @@ impl Serialize for Event {
         m.serialize_entry("id", &self.id)?;
         m.serialize_entry("ts", &self.ts)?;
         m.serialize_entry("source", &self.source)?;
+        m.serialize_entry("stream", &self.stream)?;
         if let Some(room) = &self.room_id {
             m.serialize_entry("room_id", room)?;
         }
@@ -406,6 +411,7 @@ impl Event {
             id: id.into(),
             ts: now_ms(),
             source,
+            stream: String::new(),
             room_id: None,
             user: None,
         }
@@ -460,6 +466,7 @@ mod serialise_tests {
         id: &'a str,
         ts: i64,
         source: Source,
+        stream: &'a str,
         #[serde(skip_serializing_if = "Option::is_none")]
         room_id: &'a Option<String>,
         #[serde(skip_serializing_if = "Option::is_none")]
@@ -566,6 +573,7 @@ mod serialise_tests {
         );
         for (i, kind) in kinds.into_iter().enumerate() {
             let mut e = Event::new(kind, format!("id{i}"), Source::Tiktok);
+            e.stream = "ali\"ce".into();
             if i % 2 == 0 {
                 e.room_id = Some("77".into());
                 e.user = Some(host.clone());
@@ -576,6 +584,7 @@ mod serialise_tests {
                 id: &e.id,
                 ts: e.ts,
                 source: e.source,
+                stream: &e.stream,
                 room_id: &e.room_id,
                 user: &e.user,
             })

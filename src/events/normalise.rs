@@ -475,6 +475,7 @@ impl Envelope {
             id: self.id,
             ts: self.ts,
             source: self.source,
+            stream: String::new(),
             room_id: self.room_id,
             user,
         }

@@ -16,6 +16,7 @@ mod interfaces;
 pub mod limits;
 mod obs;
 mod setup;
+mod sources;
 pub mod ws;
 
 use std::collections::HashMap;
@@ -23,7 +24,6 @@ use std::convert::Infallible;
 use std::sync::Arc;
 
 use serde_json::{Value, json};
-use tokio::sync::mpsc;
 use warp::http::{HeaderValue, StatusCode, header};
 use warp::reply::Response;
 use warp::{Filter, Reply};
@@ -47,8 +47,11 @@ const MAX_TEST_BODY: u64 = 64 * 1024;
 pub struct Relay {
     pub hub: Arc<Hub>,
     pub themes: Arc<ThemeRegistry>,
-    /// Test events go through the pipeline like every other input, in order.
-    pub input: mpsc::Sender<Input>,
+    /// Test events go through the pipeline like every other input, in order; this feed's
+    /// stream is theirs when no source runs and the request names none.
+    pub input: crate::pipeline::Feed,
+    /// The sources: listed, started and stopped by `/api/sources`.
+    pub sources: Arc<crate::sources::manager::SourceManager>,
     pub origin: OriginPolicy,
     /// The alert queues, for queue control and replay.
     pub alerts: Arc<crate::alerts::AlertQueues>,
@@ -198,6 +201,8 @@ pub fn routes(relay: Arc<Relay>) -> warp::filters::BoxedFilter<(Response,)> {
         .unify()
         .or(config_api::routes(relay.clone()))
         .unify()
+        .or(sources::routes(relay.clone()))
+        .unify()
         .or(setup::route(relay.clone()))
         .unify()
         .recover(rejection)
@@ -280,17 +285,23 @@ async fn test_event(
             );
         }
     };
+    // The stream the request names, else the first running source's, else the relay's own.
+    let stream = match partial.get("stream") {
+        Some(Value::String(s)) if !s.is_empty() => s.clone(),
+        _ => relay
+            .sources
+            .streams()
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| relay.input.stream().to_string()),
+    };
     let event = match complete_test_event(partial) {
         Ok(e) => e,
         Err(why) => return error_response(StatusCode::BAD_REQUEST, &why),
     };
     let reply = json!({"ok": true, "id": event.id});
-    if relay
-        .input
-        .send(Input::Event(Box::new(event)))
-        .await
-        .is_err()
-    {
+    let feed = relay.sources.feed(&stream, Source::Test);
+    if feed.send(Input::Event(Box::new(event))).await.is_err() {
         return error_response(
             StatusCode::SERVICE_UNAVAILABLE,
             "the relay is shutting down",

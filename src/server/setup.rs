@@ -73,9 +73,10 @@ pub fn route(relay: Arc<Relay>) -> warp::filters::BoxedFilter<(Response,)> {
     get.or(remember).unify().or(forget).unify().boxed()
 }
 
-/// Whether no source runs: the relay started without a command and nothing connected yet.
+/// Whether the first screen should show: the relay started without a command and no source
+/// runs (none started yet, or every one failed or ended).
 fn idle(relay: &Relay) -> bool {
-    relay.hub.snapshot()["connection"]["state"] == "idle"
+    relay.setup.offers_connect() && relay.sources.list().iter().all(|s| s.state.is_over())
 }
 
 fn answer(relay: &Relay, setup: &SavedSetup) -> Response {

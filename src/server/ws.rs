@@ -80,6 +80,9 @@ pub fn upgrade(
     if let Some(types) = query.get("types").filter(|t| !t.is_empty()) {
         filter.types = Some(types.split(',').map(|t| t.trim().to_string()).collect());
     }
+    if let Some(streams) = query.get("stream").filter(|s| !s.is_empty()) {
+        filter.streams = Some(streams.split(',').map(|s| s.trim().to_string()).collect());
+    }
     let queue = query.get("queue").filter(|q| !q.is_empty()).cloned();
     // Register before answering, so nothing published after the handshake is missed.
     let handle = relay.hub.register(filter);

@@ -10,11 +10,10 @@
 use std::time::Duration;
 
 use prost::Message;
-use tokio::sync::mpsc;
 
 use super::rng::Rng;
 use crate::events::{Event, EventKind, Source};
-use crate::pipeline::Input;
+use crate::pipeline::{Feed, Input};
 use crate::proto;
 use crate::tiktok::frame;
 
@@ -353,7 +352,7 @@ pub struct DemoOptions {
 }
 
 /// Runs the demo until the pipeline goes away.
-pub async fn run(options: DemoOptions, tx: mpsc::Sender<Input>) {
+pub async fn run(options: DemoOptions, tx: Feed) {
     let mut connected = Event::new(
         EventKind::Connected {
             unique_id: DEMO_UNIQUE_ID.into(),

@@ -6,5 +6,6 @@
 
 pub mod demo;
 pub mod live;
+pub mod manager;
 pub mod replay;
 pub mod rng;

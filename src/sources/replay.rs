@@ -20,11 +20,10 @@ use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::events::{Event, Source};
-use crate::pipeline::Input;
+use crate::pipeline::{Feed, Input};
 use crate::recorder::{self, RecordKind, RecordReader};
 use crate::sources::live::backlog::{self, Connection};
 use crate::tiktok::frame::{self, MAX_FRAME_BYTES};
@@ -180,7 +179,7 @@ fn read_line_bounded(
 fn items(
     path: &Path,
     format: Format,
-) -> Result<Box<dyn Iterator<Item = Result<Item, ReplayError>>>, ReplayError> {
+) -> Result<Box<dyn Iterator<Item = Result<Item, ReplayError>> + Send>, ReplayError> {
     let pathbuf = path.to_path_buf();
     Ok(match format {
         Format::Recording => {
@@ -325,7 +324,7 @@ fn scaled_wait(gap: Duration, speed: f64) -> (Duration, bool) {
 pub async fn run(
     path: PathBuf,
     options: ReplayOptions,
-    tx: mpsc::Sender<Input>,
+    tx: Feed,
 ) -> Result<ReplayReport, ReplayError> {
     if !options.max {
         validate_speed(options.speed).map_err(ReplayError::Speed)?;

@@ -286,6 +286,11 @@ fn matches(trigger: &Trigger, event: &Event, like: Option<(u64, u64)>) -> Option
     if trigger.on != event.type_name() {
         return None;
     }
+    if let Some(stream) = &trigger.stream
+        && !stream.eq_ignore_ascii_case(&event.stream)
+    {
+        return None;
+    }
     let (count, diamonds, gift) = match &event.kind {
         EventKind::Gift {
             gift,

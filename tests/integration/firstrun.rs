@@ -406,3 +406,121 @@ async fn a_failed_start_without_a_command_says_why_and_exits() {
     assert!(stderr.contains("--port"), "{stderr}");
     assert!(!stderr.contains("press Enter"), "{stderr}");
 }
+
+/// Types `text` into the handle field and submits the form, as a streamer does.
+async fn connect_from_page(page: &crate::support::browser::Page, text: &str) {
+    page.eval(&format!(
+        "(function () {{ var i = document.getElementById('connect-handle'); i.disabled = false; i.value = {}; \
+          document.getElementById('connect-form').requestSubmit(); return true; }})()",
+        serde_json::to_string(text).unwrap()
+    ))
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn from_nothing_to_a_connected_stream_through_the_dashboard() {
+    let Some(chromium) = require_browser() else {
+        return;
+    };
+    // The fake holds the sign step until the gate opens, so the page is seen on that step.
+    let fake = FakeTikTok::start().await;
+    let home = Home::new();
+    let mut relay = home.start(&["--port", "0", "--no-browser"], Some(&fake));
+    // The config file is created where people look for it, with the default setup.
+    let config = home.path().join("config/tikrelay/tikrelay.toml");
+    let text = std::fs::read_to_string(&config).expect("the config file is created");
+    assert!(
+        text.contains("[[trigger]]") || text.contains("[[triggers]]"),
+        "{text}"
+    );
+    let sources = get_json(relay.url("/api/sources")).await;
+    assert_eq!(sources["sources"], json!([]), "idle: no source");
+
+    let browser = Browser::launch(&chromium).await;
+    let page = browser.new_page(&relay.url("/")).await;
+    page.wait_for("!document.getElementById('firstrun').hidden", WAIT)
+        .await;
+
+    // A handle that does not exist: the error in words, nothing remembered.
+    connect_from_page(&page, "@nobody_here").await;
+    let error = page
+        .wait_for(
+            "(function () { var e = document.getElementById('connect-error'); return !e.hidden && e.textContent; })()",
+            WAIT,
+        )
+        .await;
+    let error = error.as_str().unwrap();
+    assert!(
+        error.contains("@nobody_here does not exist on TikTok"),
+        "{error}"
+    );
+    assert!(!home.data_dir().join("setup.json").exists());
+
+    // The real handle: each step, then connected; the handle is remembered.
+    connect_from_page(&page, "streamer").await;
+    page.wait_for(
+        "document.getElementById('connect-steps').textContent.indexOf('signing') >= 0",
+        WAIT,
+    )
+    .await;
+    assert_eq!(
+        page.eval("document.getElementById('firstrun').dataset.state")
+            .await,
+        "connecting"
+    );
+    fake.open_gate();
+    page.wait_for(
+        "document.getElementById('firstrun').dataset.state === 'live'",
+        WAIT,
+    )
+    .await;
+    let steps = page
+        .eval("Array.prototype.map.call(document.querySelectorAll('#connect-steps li'), function (li) { return li.className + ':' + li.textContent; })")
+        .await;
+    let steps: Vec<String> = serde_json::from_value(steps).unwrap();
+    assert!(steps.len() >= 3, "steps shown: {steps:?}");
+    assert!(steps.iter().all(|s| s.starts_with("done:")), "{steps:?}");
+    assert!(steps.last().unwrap().contains("Connected"), "{steps:?}");
+    let saved = page
+        .wait_for(
+            "(function () { var e = document.getElementById('connect-saved'); return !e.hidden && e.textContent; })()",
+            WAIT,
+        )
+        .await;
+    assert!(saved.as_str().unwrap().contains("@streamer"), "{saved}");
+    assert_eq!(home.setup()["handles"], json!(["streamer"]));
+    let sources = get_json(relay.url("/api/sources")).await;
+    let live: Vec<&Value> = sources["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["state"] == "live")
+        .collect();
+    assert_eq!(live.len(), 1, "{sources}");
+    assert_eq!(live[0]["target"], "@streamer");
+    page.wait_for("document.getElementById('firstrun').hidden", WAIT)
+        .await;
+    let errors: Vec<String> = page.console_errors();
+    assert!(
+        errors.iter().all(|e| !e.contains("Uncaught")),
+        "{errors:#?}"
+    );
+    browser.close().await;
+    assert_eq!(relay.interrupt(), Some(0));
+
+    // The next start connects the remembered handle by itself.
+    let relay = home.start(&["--port", "0", "--no-browser"], Some(&fake));
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let sources = get_json(relay.url("/api/sources")).await;
+        let list = sources["sources"].as_array().unwrap();
+        if list
+            .iter()
+            .any(|s| s["target"] == "@streamer" && s["state"] == "live")
+        {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{sources}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

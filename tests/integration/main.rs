@@ -21,6 +21,7 @@ mod rcon;
 mod release;
 mod replay;
 mod signals;
+mod sources;
 mod streamerbot;
 mod themes_browser;
 mod themes_cli;

@@ -562,12 +562,9 @@ async fn a_single_non_streakable_gift_is_one_gift_at_once() {
 async fn the_pipeline_task_ends_combos_on_its_own_timer() {
     let hub = Hub::new(Arc::new(Stats::default()));
     let mut events = hub.subscribe_events();
-    let (tx, rx) = tokio::sync::mpsc::channel(16);
-    tokio::spawn(pipeline::run(
-        rx,
-        Normaliser::new(Source::Tiktok, Duration::from_secs(10)),
-        hub.clone(),
-    ));
+    let (tx, rx) = pipeline::channel();
+    tokio::spawn(pipeline::run(rx, Duration::from_secs(10), hub.clone()));
+    let tx = pipeline::Feed::new(tx, "alice", Source::Tiktok);
     let result = proto::ProtoMessageFetchResult {
         messages: vec![gift_msg(1, 1, 9, 1, false), gift_msg(2, 1, 9, 4, false)],
         ..Default::default()

@@ -104,12 +104,14 @@ async fn retry_later(
     e: LiveError,
     backoff: &mut Backoff,
     keep_trying: bool,
+    out: &Outputs,
 ) -> Result<(), LiveError> {
     if e.needs_user() || !keep_trying {
         return Err(e);
     }
     let delay = backoff.next_delay();
     tracing::warn!("{e}; trying again in {}", secs(delay));
+    out.step(&format!("{e}; trying again in {}", secs(delay)));
     tokio::time::sleep(delay).await;
     Ok(())
 }
@@ -134,6 +136,7 @@ pub async fn run(config: LiveConfig, out: Outputs) -> Result<(), LiveError> {
     let mut down_since: Option<Instant> = None;
     loop {
         // 1. The room, and whether it is live.
+        out.step("looking up the room");
         let info: RoomInfo = match room::resolve(&http, &config.endpoints, &config.target).await {
             Ok(info) if info.live => info,
             Ok(_) if connected_once && !config.wait_live => {
@@ -159,7 +162,7 @@ pub async fn run(config: LiveConfig, out: Outputs) -> Result<(), LiveError> {
                 continue;
             }
             Err(e) => {
-                retry_later(e, &mut backoff, connected_once || config.wait_live).await?;
+                retry_later(e, &mut backoff, connected_once || config.wait_live, &out).await?;
                 continue;
             }
         };
@@ -172,7 +175,7 @@ pub async fn run(config: LiveConfig, out: Outputs) -> Result<(), LiveError> {
         }
 
         // 2. The sign step, then 3. the socket.
-        let attempt = connect_once(&http, &config, &info).await;
+        let attempt = connect_once(&http, &config, &info, &out).await;
         let (session, signed_result, room_id) = match attempt {
             Ok(parts) => parts,
             Err(LiveError::RateLimited {
@@ -185,11 +188,12 @@ pub async fn run(config: LiveConfig, out: Outputs) -> Result<(), LiveError> {
                     message,
                 };
                 tracing::warn!("{e}");
+                out.step(&e.to_string());
                 tokio::time::sleep(wait).await;
                 continue;
             }
             Err(e) => {
-                retry_later(e, &mut backoff, connected_once || config.wait_live).await?;
+                retry_later(e, &mut backoff, connected_once || config.wait_live, &out).await?;
                 continue;
             }
         };
@@ -284,8 +288,10 @@ async fn connect_once(
     http: &reqwest::Client,
     config: &LiveConfig,
     info: &RoomInfo,
+    out: &Outputs,
 ) -> Result<SignedParts, LiveError> {
     let t = &config.timings;
+    out.step("signing");
     let signed = sign::fetch(
         http,
         &config.endpoints.sign,
@@ -305,6 +311,7 @@ async fn connect_once(
         &room_id,
         t.default_heartbeat,
     )?;
+    out.step("connecting");
     let (socket, heartbeat) = ws::connect(
         &url,
         &signed.cookie_header(),

@@ -19,7 +19,6 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use prost::Message as _;
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -27,7 +26,7 @@ use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use super::{BROWSER_USER_AGENT, LiveError};
-use crate::pipeline::Input;
+use crate::pipeline::{Feed, Input};
 use crate::proto::{
     HeartBeatMessage, ProtoMessageFetchResult, WebcastControlMessage, WebcastImEnterRoomMessage,
     WebcastPushFrame,
@@ -48,7 +47,7 @@ pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 /// Where a session's frames go.
 #[derive(Clone)]
 pub struct Outputs {
-    pub input: mpsc::Sender<Input>,
+    pub input: Feed,
     pub recorder: Option<FrameRecorder>,
 }
 
@@ -57,6 +56,11 @@ impl Outputs {
         if let Some(r) = &self.recorder {
             r.record(kind, bytes);
         }
+    }
+
+    /// Names the step the source is at, for `/api/sources` and the dashboard.
+    pub fn step(&self, detail: &str) {
+        self.input.origin().step(detail);
     }
 
     /// False when the pipeline is gone (the relay shuts down).

@@ -705,9 +705,16 @@ impl LiveRelay {
         let record = opts.record;
         let exit_on_end = opts.exit_on_end;
         let task = tokio::spawn(async move {
-            tikrelay::app::live(listener, &common, config, record, exit_on_end, async move {
-                let _ = stopped.await;
-            })
+            tikrelay::app::live(
+                listener,
+                &common,
+                vec![config],
+                record,
+                exit_on_end,
+                async move {
+                    let _ = stopped.await;
+                },
+            )
             .await
         });
         let types = tikrelay::events::EVENT_TYPES.join(",");

@@ -57,7 +57,9 @@ pub fn common_args(extra: &[&str]) -> CommonArgs {
 pub struct InProcess {
     pub addr: SocketAddr,
     pub hub: Arc<tikrelay::hub::Hub>,
-    pub input: tokio::sync::mpsc::Sender<tikrelay::pipeline::Input>,
+    /// Inputs sent here belong to the stream `demo`.
+    pub input: tikrelay::pipeline::Feed,
+    pub sources: Arc<tikrelay::sources::manager::SourceManager>,
     pub engine: Arc<tikrelay::triggers::Engine>,
     /// The TikFinity-compatible socket, when `--compat-port` was given.
     pub compat_addr: Option<SocketAddr>,
@@ -82,6 +84,7 @@ impl InProcess {
         let addr = running.addr;
         let hub = running.hub.clone();
         let input = running.input.clone();
+        let sources = running.sources.clone();
         let engine = running.engine.clone();
         let compat_addr = running.compat_addr;
         tokio::spawn(running.serve(async move {
@@ -91,6 +94,7 @@ impl InProcess {
             addr,
             hub,
             input,
+            sources,
             engine,
             compat_addr,
             stop: Some(stop),
