@@ -81,3 +81,34 @@ pub(super) fn sign_key_from_file(
             .and_then(|c| c.sign_api_key.clone());
     }
 }
+
+/// Keeps the sign server key of live sources started over `/api/sources` (the dashboard's
+/// connect screen) equal to the config file's `[live] sign_api_key`, so a key saved on the
+/// dashboard is used by the next connect without a restart. A key given by flag or environment
+/// wins and is left alone.
+pub(super) fn follow_sign_key(
+    state: &Arc<ConfigState>,
+    sources: &Arc<crate::sources::manager::SourceManager>,
+    common: &crate::cli::CommonArgs,
+) {
+    let given = common
+        .tiktok
+        .sign_api_key
+        .as_deref()
+        .is_some_and(|k| !k.trim().is_empty());
+    if given {
+        return;
+    }
+    let mut changes = state.subscribe();
+    let weak_state = Arc::downgrade(state);
+    let weak_sources = Arc::downgrade(sources);
+    tokio::spawn(async move {
+        while changes.changed().await.is_ok() {
+            let (Some(state), Some(sources)) = (weak_state.upgrade(), weak_sources.upgrade())
+            else {
+                break;
+            };
+            sources.set_sign_api_key(state.sign_api_key());
+        }
+    });
+}

@@ -324,6 +324,7 @@ pub fn start(
     // The config file's `[live] sign_api_key` when neither the flag nor the variable gave one.
     live.sign_api_key = live.sign_api_key.or_else(|| config_state.sign_api_key());
     let sources = SourceManager::new(pipeline_tx, live);
+    config::follow_sign_key(&config_state, &sources, common);
     let pusher = Arc::downgrade(&hub);
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(STATE_PUSH_INTERVAL);

@@ -456,6 +456,35 @@ async fn from_nothing_to_a_connected_stream_through_the_dashboard() {
     );
     assert!(!home.data_dir().join("setup.json").exists());
 
+    // A sign server key entered there is stored, shown only masked, and used by the connect.
+    let key = "frk_0123456789abcdef0123456789";
+    page.eval(&format!(
+        "(function () {{ document.getElementById('sign-key-box').open = true; \
+          document.getElementById('sign-key').value = {}; \
+          document.getElementById('sign-key-form').requestSubmit(); return true; }})()",
+        serde_json::to_string(key).unwrap()
+    ))
+    .await;
+    let shown = page
+        .wait_for(
+            "(function () { var t = document.getElementById('sign-key-status').textContent; \
+               return t.indexOf('A key is saved') === 0 && t; })()",
+            WAIT,
+        )
+        .await;
+    let html = page.eval("document.documentElement.outerHTML").await;
+    assert!(
+        !html.as_str().unwrap().contains(key),
+        "the key shows in the page"
+    );
+    assert!(!shown.as_str().unwrap().contains(key), "{shown}");
+    assert!(
+        std::fs::read_to_string(home.path().join("config/tikrelay/tikrelay.toml"))
+            .unwrap()
+            .contains(key),
+        "the key is stored in the config file"
+    );
+
     // The real handle: each step, then connected; the handle is remembered.
     connect_from_page(&page, "streamer").await;
     page.wait_for(
@@ -489,6 +518,16 @@ async fn from_nothing_to_a_connected_stream_through_the_dashboard() {
         .await;
     assert!(saved.as_str().unwrap().contains("@streamer"), "{saved}");
     assert_eq!(home.setup()["handles"], json!(["streamer"]));
+    let used = fake.with(|s| s.sign_calls.last().map(|c| c.1.clone()));
+    assert_eq!(
+        used,
+        Some(Some(key.to_string())),
+        "the connect used the saved key"
+    );
+    assert!(
+        !relay.stderr.lock().unwrap().contains(key),
+        "the key is never logged"
+    );
     let sources = get_json(relay.url("/api/sources")).await;
     let live: Vec<&Value> = sources["sources"]
         .as_array()
