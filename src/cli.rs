@@ -24,10 +24,37 @@ happens into JSON events and serves overlay pages plus an event websocket on one
 for OBS browser sources."
 )]
 pub struct Cli {
+    /// Without a command, tikrelay starts with the saved setup (see [`StartArgs`]).
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
     #[command(flatten)]
     pub common: CommonArgs,
+    #[command(flatten)]
+    pub start: StartArgs,
+}
+
+/// Options of the start without a command (`tikrelay` alone, e.g. a double-click): the relay
+/// starts with the saved setup (the handles last connected, the config, the port), or idle with
+/// the dashboard opened in the browser when nothing is saved.
+#[derive(Debug, Args)]
+pub struct StartArgs {
+    /// Do not open the dashboard in the browser (it is never opened without a display).
+    #[arg(long)]
+    pub no_browser: bool,
+}
+
+impl Cli {
+    /// Parses the command line (exits with usage on bad input, as clap does) and notes which
+    /// options were given rather than defaulted.
+    pub fn parse_args() -> Cli {
+        use clap::{CommandFactory, FromArgMatches};
+        let matches = Cli::command().get_matches();
+        let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+        cli.common.port_given = matches
+            .value_source("port")
+            .is_some_and(|s| s != clap::parser::ValueSource::DefaultValue);
+        cli
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -71,7 +98,7 @@ pub struct LiveArgs {
 #[derive(Debug, Args, Clone)]
 pub struct TiktokArgs {
     /// The sign server that makes TikTok's signed first request (Euler Stream by default).
-    #[arg(long, global = true, value_name = "URL", default_value = crate::sources::live::DEFAULT_SIGN_URL)]
+    #[arg(long, global = true, value_name = "URL", default_value = crate::sources::live::DEFAULT_SIGN_URL, env = "TIKRELAY_SIGN_URL")]
     pub sign_url: String,
     /// API key for the sign server (raises its limits). Prefer the environment variable: a
     /// key on the command line shows in the process list.
@@ -84,10 +111,10 @@ pub struct TiktokArgs {
     )]
     pub sign_api_key: Option<String>,
     /// TikTok's web host (live page, room API).
-    #[arg(long, global = true, value_name = "URL", default_value = crate::sources::live::DEFAULT_WEB_URL)]
+    #[arg(long, global = true, value_name = "URL", default_value = crate::sources::live::DEFAULT_WEB_URL, env = "TIKRELAY_TIKTOK_WEB_URL")]
     pub tiktok_web_url: String,
     /// TikTok's webcast host (live check by room id).
-    #[arg(long, global = true, value_name = "URL", default_value = crate::sources::live::DEFAULT_WEBCAST_URL)]
+    #[arg(long, global = true, value_name = "URL", default_value = crate::sources::live::DEFAULT_WEBCAST_URL, env = "TIKRELAY_TIKTOK_WEBCAST_URL")]
     pub tiktok_webcast_url: String,
 }
 
@@ -206,6 +233,10 @@ pub struct CommonArgs {
     /// Where live sources connect (those of `live` and those started over `/api/sources`).
     #[command(flatten)]
     pub tiktok: TiktokArgs,
+    /// Whether `--port` was given (flag or environment) rather than defaulted: only a given
+    /// port is saved for, or overrides, the saved setup. Set by [`Cli::parse_args`].
+    #[arg(skip)]
+    pub port_given: bool,
 }
 
 impl CommonArgs {

@@ -33,6 +33,7 @@
 //! - [`alerts`]: named alert queues, one alert playing at a time per queue: the protocol's
 //!   types and client ops in `mod.rs`, the queues in `queues.rs`.
 //! - [`persist`]: the data dir where pending alerts and totals survive a restart.
+//! - [`setup`]: the saved setup (handles, config, port) that `tikrelay` without a command uses.
 //! - [`signals`]: the stop signals that end the relay cleanly (Ctrl-C, SIGTERM, SIGHUP, the
 //!   Windows console events).
 //! - [`fuzzing`]: one entry point per fuzz target (`fuzz/`), replayed by `cargo test` too.
@@ -56,6 +57,7 @@ pub mod pipeline;
 pub mod recorder;
 pub mod server;
 pub mod sessions;
+pub mod setup;
 pub mod signals;
 pub mod sources;
 pub mod stats;

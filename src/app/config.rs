@@ -21,9 +21,10 @@ pub(super) fn resolve(cli: &mut Cli) {
         return;
     }
     cli.common.config = match &cli.command {
-        Command::Check(_) => location::default_path().filter(|p| p.exists()),
-        Command::Theme(_) => None,
-        Command::Replay(args) if args.no_server => None,
+        Some(Command::Check(_)) => location::default_path().filter(|p| p.exists()),
+        Some(Command::Theme(_)) => None,
+        Some(Command::Replay(args)) if args.no_server => None,
+        // Commands that serve, and the start without a command.
         _ => location::resolve_and_create(None),
     };
 }
@@ -81,4 +82,35 @@ pub(super) fn sign_key_from_file(
             .ok()
             .and_then(|c| c.sign_api_key.clone());
     }
+}
+
+/// Keeps the sign server key of live sources started over `/api/sources` (the dashboard's
+/// connect screen) equal to the config file's `[live] sign_api_key`, so a key saved on the
+/// dashboard is used by the next connect without a restart. A key given by flag or environment
+/// wins and is left alone.
+pub(super) fn follow_sign_key(
+    state: &Arc<ConfigState>,
+    sources: &Arc<crate::sources::manager::SourceManager>,
+    common: &crate::cli::CommonArgs,
+) {
+    let given = common
+        .tiktok
+        .sign_api_key
+        .as_deref()
+        .is_some_and(|k| !k.trim().is_empty());
+    if given {
+        return;
+    }
+    let mut changes = state.subscribe();
+    let weak_state = Arc::downgrade(state);
+    let weak_sources = Arc::downgrade(sources);
+    tokio::spawn(async move {
+        while changes.changed().await.is_ok() {
+            let (Some(state), Some(sources)) = (weak_state.upgrade(), weak_sources.upgrade())
+            else {
+                break;
+            };
+            sources.set_sign_api_key(state.sign_api_key());
+        }
+    });
 }

@@ -79,6 +79,11 @@ pub async fn live(
         None => None,
     };
     let running = start(listener, common, Source::Tiktok)?;
+    super::saved::remember_on_connect(
+        &running.hub,
+        &running.relay.setup,
+        configs.iter().map(|c| c.target.to_string()).collect(),
+    );
     let events = record_events(record.events.as_deref(), &running.hub)?;
     let input = running.input.clone();
     let sources = running.sources.clone();

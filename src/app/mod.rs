@@ -5,15 +5,20 @@
 //! the commands' own bodies live beside it (`check`, `live`, `replay`), as does what a starting
 //! relay prints (`urls`). Errors carry the exit code DESIGN.md gives.
 
+mod browser;
 mod check;
 mod config;
+mod console;
 mod live;
 mod replay;
+mod saved;
 mod urls;
 
 pub use check::check;
+pub use console::hold_window_on_error;
 pub use live::{live, live_config, live_defaults};
 pub use replay::replay;
+pub use saved::start_saved;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -76,8 +81,18 @@ pub async fn run(
     mut cli: Cli,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), AppError> {
+    // Without a command, the saved config and port fill in what was not given, before the
+    // per-user config file does.
+    let saved = match cli.command {
+        None => Some(saved::apply_saved(&mut cli.common)?),
+        Some(_) => None,
+    };
     config::resolve(&mut cli);
-    match cli.command {
+    let Some(command) = cli.command else {
+        let saved = saved.unwrap_or_default();
+        return start_saved(cli.common, cli.start, saved, shutdown).await;
+    };
+    match command {
         Command::Demo(args) => {
             let options = demo::DemoOptions {
                 rate: args.rate,
@@ -292,6 +307,7 @@ pub fn start(
     let config = Arc::new(load_config(common)?);
     let config_state = ConfigState::new(common.config.clone(), config.clone());
     let data = open_data_dir(common, source)?;
+    let setup = saved::setup_store(common, source, &data)?;
     let sessions = Sessions::restore(data.as_ref(), common.new_session);
     sessions.spawn_archiver();
     let stats = sessions.stats().clone();
@@ -310,7 +326,11 @@ pub fn start(
     let consumers = Consumers::new(stats.clone(), hub.clone()).with_triggers(engine.clone());
     tokio::spawn(pipeline::run(pipeline_rx, combo_timeout, consumers));
     let input = Feed::new(pipeline_tx.clone(), source.as_str(), source);
-    let sources = SourceManager::new(pipeline_tx, live_defaults(common)?);
+    let mut live = live_defaults(common)?;
+    // The config file's `[live] sign_api_key` when neither the flag nor the variable gave one.
+    live.sign_api_key = live.sign_api_key.or_else(|| config_state.sign_api_key());
+    let sources = SourceManager::new(pipeline_tx, live);
+    config::follow_sign_key(&config_state, &sources, common);
     spawn_state_push(&stats, &hub);
     let relay = Arc::new(Relay {
         hub: hub.clone(),
@@ -326,6 +346,7 @@ pub fn start(
         sessions,
         config: config_state.clone(),
         engine: engine.clone(),
+        setup,
     });
     let watcher = watch_themes(&themes, &hub);
     let config_watcher = config::follow(&config_state, &engine, &stats, &hub);

@@ -27,6 +27,14 @@ pub(super) fn access_token(common: &CommonArgs, addr: SocketAddr) -> Option<Stri
 }
 
 impl Running {
+    /// The dashboard's URL, with the token when control needs one.
+    pub(super) fn dashboard_url(&self) -> String {
+        match self.relay.origin.token() {
+            Some(t) => format!("http://{}/?token={t}", self.addr),
+            None => format!("http://{}/", self.addr),
+        }
+    }
+
     /// Prints the listening line and the URLs (with the token, when one is needed).
     pub(super) fn print_urls(&self) {
         let base = format!("http://{}", self.addr);
@@ -73,6 +81,12 @@ impl Running {
                 page.height
             );
         }
+        // Last, so it is the line a console window shows at the bottom.
+        let _ = writeln!(
+            out,
+            "tikrelay is running: the dashboard is at {}; press Ctrl-C (or close this window) to stop",
+            self.dashboard_url()
+        );
         let _ = out.flush();
     }
 }

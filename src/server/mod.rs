@@ -17,6 +17,7 @@ pub mod limits;
 mod media;
 mod obs;
 mod sessions;
+mod setup;
 mod sources;
 pub mod state;
 mod test_event;
@@ -72,6 +73,8 @@ pub struct Relay {
     pub config: Arc<crate::config::current::ConfigState>,
     /// The trigger engine, for the per-trigger test buttons.
     pub engine: Arc<crate::triggers::Engine>,
+    /// The saved setup the dashboard's first screen reads and changes (`/api/setup`).
+    pub setup: Arc<crate::setup::SetupStore>,
 }
 
 /// This PC's addresses other PCs can use (IPv4, not loopback or link-local), for the URLs
@@ -213,6 +216,8 @@ pub fn routes(relay: Arc<Relay>) -> warp::filters::BoxedFilter<(Response,)> {
         .or(media::route(relay.clone()))
         .unify()
         .or(config_api::routes(relay.clone()))
+        .unify()
+        .or(setup::route(relay.clone()))
         .unify()
         .recover(rejection)
         .unify()

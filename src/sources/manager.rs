@@ -116,6 +116,9 @@ impl Entry {
 pub struct SourceManager {
     pipeline: mpsc::Sender<Tagged>,
     live: LiveDefaults,
+    /// The sign server key for live sources started from now on; replaceable, because the
+    /// dashboard can store one in the config file while the relay runs.
+    sign_api_key: Mutex<Option<String>>,
     entries: Mutex<Vec<Entry>>,
     next_id: AtomicU64,
 }
@@ -124,10 +127,16 @@ impl SourceManager {
     pub fn new(pipeline: mpsc::Sender<Tagged>, live: LiveDefaults) -> Arc<SourceManager> {
         Arc::new(SourceManager {
             pipeline,
+            sign_api_key: Mutex::new(live.sign_api_key.clone()),
             live,
             entries: Mutex::new(Vec::new()),
             next_id: AtomicU64::new(1),
         })
+    }
+
+    /// Sets the sign server key that live sources started after this use.
+    pub fn set_sign_api_key(&self, key: Option<String>) {
+        *self.sign_api_key.lock().expect("sign key lock") = key;
     }
 
     /// Every source, oldest first.
@@ -168,7 +177,7 @@ impl SourceManager {
                 let config = LiveConfig {
                     target,
                     endpoints: self.live.endpoints.clone(),
-                    sign_api_key: self.live.sign_api_key.clone(),
+                    sign_api_key: self.sign_api_key.lock().expect("sign key lock").clone(),
                     wait_live,
                     timings: self.live.timings.clone(),
                 };

@@ -9,6 +9,7 @@ mod alerts_page;
 mod compat;
 mod config_file;
 mod demo_e2e;
+mod firstrun;
 mod flow;
 mod full_disk;
 mod fuzz_corpus;
