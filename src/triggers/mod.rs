@@ -68,25 +68,37 @@ pub struct Actions {
 impl Actions {
     /// Starts the workers `config`'s triggers need. Must run inside a tokio runtime.
     pub fn spawn(config: &Config) -> Actions {
-        let used = |f: fn(&crate::config::Trigger) -> bool| config.triggers.iter().any(f);
         Actions {
-            rcon: config.rcon.as_ref().map(|r| {
-                rcon::spawn_worker(RconWorkerConfig {
-                    queue_capacity: r.queue_capacity,
-                    min_interval: r.min_interval,
-                    timeout: r.timeout,
-                    ..RconWorkerConfig::new(r.addr.clone(), r.password.clone())
-                })
-            }),
-            webhooks: used(|t| t.webhook.is_some())
+            rcon: Actions::rcon_worker(config),
+            webhooks: uses(config, |t| t.webhook.is_some())
                 .then(|| webhook::spawn_worker(config.webhooks.clone())),
-            streamerbot: used(|t| t.streamerbot.is_some())
+            streamerbot: uses(config, |t| t.streamerbot.is_some())
                 .then(|| streamerbot::StreamerbotWorker::spawn(&config.streamerbot)),
-            obs: used(|t| t.obs.is_some()).then(|| {
-                crate::obs::spawn_worker(crate::obs::ObsWorkerConfig::new(config.obs.clone()))
-            }),
+            obs: uses(config, |t| t.obs.is_some()).then(|| Actions::obs_worker(config)),
         }
     }
+
+    /// The RCON worker `[rcon]` asks for (a reload starts a new one when its settings change).
+    pub(crate) fn rcon_worker(config: &Config) -> Option<RconHandle> {
+        config.rcon.as_ref().map(|r| {
+            rcon::spawn_worker(RconWorkerConfig {
+                queue_capacity: r.queue_capacity,
+                min_interval: r.min_interval,
+                timeout: r.timeout,
+                ..RconWorkerConfig::new(r.addr.clone(), r.password.clone())
+            })
+        })
+    }
+
+    /// The OBS worker for `[obs]`.
+    pub(crate) fn obs_worker(config: &Config) -> crate::obs::ObsHandle {
+        crate::obs::spawn_worker(crate::obs::ObsWorkerConfig::new(config.obs.clone()))
+    }
+}
+
+/// Whether any trigger of `config` uses what `f` looks for (a worker runs only then).
+pub(crate) fn uses(config: &Config, f: fn(&crate::config::Trigger) -> bool) -> bool {
+    config.triggers.iter().any(f)
 }
 
 /// The running alert engine: queues, trigger matching and the data dir saver.

@@ -15,8 +15,7 @@ use crate::config::Config;
 use crate::events::{Event, EventKind};
 
 use super::engine::TriggerState;
-use super::rcon::{self, RconWorkerConfig};
-use super::{Engine, streamerbot, webhook};
+use super::{Actions, Engine, streamerbot, uses, webhook};
 
 /// Why a trigger test could not run.
 #[derive(Debug, thiserror::Error)]
@@ -61,16 +60,9 @@ impl Engine {
             _ => false,
         };
         if !rcon_same {
-            engine.actions.rcon = config.rcon.as_ref().map(|r| {
-                rcon::spawn_worker(RconWorkerConfig {
-                    queue_capacity: r.queue_capacity,
-                    min_interval: r.min_interval,
-                    timeout: r.timeout,
-                    ..RconWorkerConfig::new(r.addr.clone(), r.password.clone())
-                })
-            });
+            engine.actions.rcon = Actions::rcon_worker(&config);
         }
-        let needs = |f: fn(&crate::config::Trigger) -> bool| config.triggers.iter().any(f);
+        let needs = |f: fn(&crate::config::Trigger) -> bool| uses(&config, f);
         if !needs(|t| t.webhook.is_some()) {
             engine.actions.webhooks = None;
         } else if engine.actions.webhooks.is_none() || old.webhooks != config.webhooks {
@@ -88,9 +80,8 @@ impl Engine {
             );
         }
         if needs(|t| t.obs.is_some()) && engine.actions.obs.is_none() {
-            engine.actions.obs = Some(crate::obs::spawn_worker(crate::obs::ObsWorkerConfig::new(
-                old.obs.clone(),
-            )));
+            // The worker keeps the address it started with (see above): the old `[obs]`.
+            engine.actions.obs = Some(Actions::obs_worker(&old));
         }
         if old.compat_port != config.compat_port {
             tracing::warn!(
