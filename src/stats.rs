@@ -152,17 +152,14 @@ impl Stats {
 
     /// Ends the current session now (the dashboard's button, `--new-session`): it is handed to
     /// the archive and the totals, leaderboards and goals start from zero; the connection stays.
-    /// Returns whether there was anything to archive.
-    pub fn new_session(&self) -> bool {
+    /// Returns the sessions that ended (those that had counted something), oldest first.
+    pub fn new_session(&self) -> Vec<crate::sessions::PastSession> {
         let mut inner = self.inner.lock().expect("stats lock");
         let ended = crate::sessions::end_all(&mut inner.state, now_ms());
-        let archived = !ended.is_empty();
-        session_ended(&mut inner, ended);
-        drop(inner);
-        if archived {
-            self.session_ended.notify_one();
-        }
-        archived
+        // Handed to the caller, not queued: the archiver must not take them first, or the
+        // caller could not say what it archived.
+        session_ended(&mut inner, Vec::new());
+        ended
     }
 
     /// The ended sessions not archived yet, oldest first.

@@ -67,19 +67,25 @@ impl Sessions {
     /// archived sessions, newest first: those that had counted something (the others are not
     /// listed).
     pub fn new_session(&self) -> Vec<PastSession> {
-        if !self.stats.new_session() {
+        let ended = self.stats.new_session();
+        if ended.is_empty() {
             tracing::info!("new session: the totals start from zero");
-            return Vec::new();
         }
-        let added = self.collect();
-        let archive = self.archive.lock().expect("archive lock");
-        archive[..added.min(archive.len())].to_vec()
+        let mut newest_first = ended.clone();
+        newest_first.reverse();
+        self.add(ended);
+        newest_first
     }
 
     /// Moves the sessions that ended into the archive and writes it (also when the last write
     /// failed). Returns how many were added.
     pub fn collect(&self) -> usize {
-        let ended = self.stats.take_ended();
+        self.add(self.stats.take_ended())
+    }
+
+    /// Puts `ended` (oldest first) into the archive and writes it (also when the last write
+    /// failed). Returns how many were added.
+    fn add(&self, ended: Vec<PastSession>) -> usize {
         if ended.is_empty() && !self.failing.load(Ordering::Relaxed) {
             return 0;
         }
