@@ -5,7 +5,8 @@ Checks `--version` (version and this checkout's commit), `check --config` on the
 then twice `demo --port 0` (the first creates the commented config file where users look for
 it, e.g. %APPDATA%\\tikrelay\\tikrelay.toml): the listening line, /healthz, the websocket hello and events, an
 overlay page, the data dir (under %APPDATA%\\tikrelay on Windows), a clean stop with exit code 0
-and the session totals saved; the second start restores them.
+and the session totals saved; the second start restores them. Last, a start without a command
+(a double-click) with nothing saved: idle, the dashboard's connect screen, a clean stop.
 
 Runs the binary under Wine (scripts/test-windows.sh, on Linux) or natively (the release
 workflow, on each OS). Standard library only. Each check prints one `ok:` line; the first
@@ -422,6 +423,7 @@ def main():
             # A second start loads what the first saved (a file replaced by rename while the
             # first ran, the step Windows is strict about) and goes on from there.
             run_demo(mode, restored=first)
+            run_idle(mode)
         except Failure as f:
             print(f"FAIL: {f}", file=sys.stderr, flush=True)
             return 1
@@ -429,6 +431,35 @@ def main():
             print(f"FAIL: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
             return 1
     return 0
+
+
+def run_idle(mode):
+    """`tikrelay` without a command (a double-click) and nothing saved: idle, the dashboard
+    showing its connect screen, and a clean stop."""
+    relay = Relay(mode, ["--no-browser", "--port", "0"])
+    try:
+        first = relay.line(START_TIMEOUT)
+        m = re.fullmatch(r"listening on http://127\.0\.0\.1:(\d+)\r?\n", first)
+        if not m:
+            raise Failure(f"without a command, the first line is {first!r}")
+        addr = ("127.0.0.1", int(m.group(1)))
+        status, _, body = http_get(addr, "/api/setup")
+        setup = json.loads(body or b"{}")
+        if status != 200 or setup.get("idle") is not True:
+            raise Failure(f"without a command and nothing saved, /api/setup is {status} {body[:200]!r}")
+        status, ctype, body = http_get(addr, "/")
+        if status != 200 or "text/html" not in ctype or b'id="firstrun"' not in body:
+            raise Failure(f"the dashboard without a source has no connect screen: {status} {body[:200]!r}")
+        ok("without a command: idle, the dashboard shows the connect screen")
+        mode.stop(relay.proc)
+        code = wait_exit(relay, WAIT)
+        if code != 0:
+            raise Failure(f"without a command: exit code {code} after the stop signal, expected 0")
+        ok("without a command: clean stop, exit code 0")
+    except Failure as f:
+        raise Failure(f"{f}\n--- relay stderr ---\n{relay.stderr()}")
+    finally:
+        relay.kill()
 
 
 def run_config_created(mode, repo):
