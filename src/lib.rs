@@ -26,7 +26,9 @@
 //!   `/api/state` are assembled there from each part's snapshot.
 //! - [`config`]: the TOML config file (queues, triggers, actions, goals): the validated types,
 //!   `load` and `parse` in `config/mod.rs`, the raw serde tables in `raw.rs`, validation in
-//!   `validate.rs`.
+//!   `validate.rs` and `conditions.rs` (a trigger's match conditions), where the file lives
+//!   (`location.rs`), the config in use and hot reload (`current.rs`, `watch.rs`), the relay's
+//!   own edits (`edit.rs`).
 //! - [`triggers`]: the trigger engine (state and firing in `engine.rs`, matching in
 //!   `matching.rs`) and the action workers (Minecraft RCON, webhooks, Streamer.bot).
 //! - [`obs`]: OBS scene, source and text actions over obs-websocket v5 (client and worker).

@@ -10,6 +10,7 @@
 //! instead. Without a file, [`DEFAULT_CONFIG`] gives follow, share and gift alerts on the queue
 //! `main`.
 
+mod conditions;
 pub mod current;
 pub mod edit;
 pub mod location;
