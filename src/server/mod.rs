@@ -292,6 +292,12 @@ fn recent_events(query: HashMap<String, String>, relay: Arc<Relay>) -> Response 
     res
 }
 
+/// A control request's body as JSON, or the message of its 400: the parse error and what to
+/// send instead (`example`).
+pub(crate) fn json_body(body: &[u8], example: &str) -> Result<Value, String> {
+    serde_json::from_slice(body).map_err(|e| format!("body is not JSON ({e}); send {example}"))
+}
+
 async fn test_event(
     origin: guard::RequestOrigin,
     body: bytes::Bytes,
@@ -300,14 +306,9 @@ async fn test_event(
     if let Err(why) = relay.origin.check_change(&origin) {
         return error_response(StatusCode::FORBIDDEN, &why);
     }
-    let partial: Value = match serde_json::from_slice(&body) {
+    let partial = match json_body(&body, "an object like {\"type\":\"follow\"}") {
         Ok(v) => v,
-        Err(e) => {
-            return error_response(
-                StatusCode::BAD_REQUEST,
-                &format!("body is not JSON ({e}); send an object like {{\"type\":\"follow\"}}"),
-            );
-        }
+        Err(why) => return error_response(StatusCode::BAD_REQUEST, &why),
     };
     // The stream the request names, else the first running source's, else the relay's own.
     let stream = match partial.get("stream") {

@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use serde_json::{Value, json};
+use serde_json::json;
 use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::{Filter, Reply};
@@ -51,14 +51,9 @@ fn start(origin: guard::RequestOrigin, body: bytes::Bytes, relay: Arc<Relay>) ->
     if let Err(why) = relay.origin.check_change(&origin) {
         return error_response(StatusCode::FORBIDDEN, &why);
     }
-    let body: Value = match serde_json::from_slice(&body) {
+    let body = match super::json_body(&body, "e.g. {\"kind\":\"demo\"}") {
         Ok(v) => v,
-        Err(e) => {
-            return error_response(
-                StatusCode::BAD_REQUEST,
-                &format!("body is not JSON ({e}); send e.g. {{\"kind\":\"demo\"}}"),
-            );
-        }
+        Err(why) => return error_response(StatusCode::BAD_REQUEST, &why),
     };
     match relay.sources.start_json(&body) {
         Ok(info) => {

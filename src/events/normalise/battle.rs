@@ -23,14 +23,7 @@ impl Normaliser {
             _ => return self.pass_through(msg, m.common.as_ref(), out),
         };
         if let Some(env) = self.envelope(msg, m.common.as_ref()) {
-            let teams = battle_teams(&m);
-            let kind = EventKind::Battle {
-                phase,
-                battle_id: m.battle_id.to_string(),
-                teams,
-                card: None,
-                task: None,
-            };
+            let kind = teams_kind(phase, m.battle_id, battle_teams(&m));
             out.push(env.event(kind, None));
         }
         Ok(())
@@ -59,14 +52,7 @@ impl Normaliser {
                     score: armies.hostscore.max(0) as u64,
                 })
                 .collect();
-            let kind = EventKind::Battle {
-                phase,
-                battle_id: m.battle_id.to_string(),
-                teams,
-                card: None,
-                task: None,
-            };
-            out.push(env.event(kind, None));
+            out.push(env.event(teams_kind(phase, m.battle_id, teams), None));
         }
         Ok(())
     }
@@ -199,6 +185,17 @@ impl Normaliser {
             out.push(env.event(kind, None));
         }
         Ok(())
+    }
+}
+
+/// A start, score or end: the teams and their scores, no card or task.
+fn teams_kind(phase: BattlePhase, battle_id: i64, teams: Vec<BattleTeam>) -> EventKind {
+    EventKind::Battle {
+        phase,
+        battle_id: int_text(battle_id),
+        teams,
+        card: None,
+        task: None,
     }
 }
 
